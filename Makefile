@@ -1,0 +1,33 @@
+# The two commands: `make run` starts the whole system, `make test` runs the
+# whole test suite against real PostgreSQL, Redis and Kafka it starts itself.
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+
+.PHONY: run test lint bench venv clean
+
+run: venv
+	scripts/run.sh
+
+test: venv
+	scripts/test.sh $(ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: venv
+	scripts/bench.sh
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+clean:
+	rm -rf .run

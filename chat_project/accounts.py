@@ -1,0 +1,83 @@
+"""REST endpoints of accounts: register, obtain a token, who am I."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate, get_user_model, password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat_project.errors import ValidationFailed
+from messaging.api import validated
+
+User = get_user_model()
+
+
+class CredentialsIn(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class UserOut(serializers.Serializer):
+    id = serializers.CharField()
+    username = serializers.CharField()
+
+
+class TokenOut(serializers.Serializer):
+    token = serializers.CharField()
+
+
+def user_wire(user: User) -> dict[str, str]:
+    return {"id": str(user.pk), "username": user.username}
+
+
+def user_register(*, username: str, password: str) -> User:
+    """Create an account; raise ValidationFailed on a taken name or a weak password."""
+    username_field = User._meta.get_field("username")
+    try:
+        username_field.run_validators(username)
+        password_validation.validate_password(password, User(username=username))
+    except DjangoValidationError as exc:
+        raise ValidationFailed({"detail": exc.messages}) from None
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(username=username, password=password)
+    except IntegrityError:
+        raise ValidationFailed({"username": "This username is taken."}) from None
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=CredentialsIn, responses={201: UserOut})
+    def post(self, request: Request) -> Response:
+        data = validated(CredentialsIn, request.data)
+        user = user_register(username=data["username"], password=data["password"])
+        return Response(user_wire(user), status=status.HTTP_201_CREATED)
+
+
+class TokenView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=CredentialsIn, responses=TokenOut)
+    def post(self, request: Request) -> Response:
+        data = validated(CredentialsIn, request.data)
+        user = authenticate(request, username=data["username"], password=data["password"])
+        if user is None:
+            raise ValidationFailed("Unable to log in with these credentials.")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class MeView(APIView):
+    @extend_schema(responses=UserOut)
+    def get(self, request: Request) -> Response:
+        return Response(user_wire(request.user))

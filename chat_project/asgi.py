@@ -1,0 +1,30 @@
+"""ASGI entry point: HTTP to Django, `/ws/chat/` to the chat consumer."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat_project.settings")
+django_asgi_app = get_asgi_application()
+
+# Imported after Django is set up: they load models.
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from kafka_bridge.relay import process_relay  # noqa: E402
+from messaging.consumers import ChatConsumer  # noqa: E402
+
+from .ws_auth import websocket_stack  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": websocket_stack(URLRouter([path("ws/chat/", ChatConsumer.as_asgi())])),
+    }
+)
+
+# Relay the outbox from this process too, so that records a crashed process
+# left behind are sent even before the next message is.
+if settings.OUTBOX_RELAY_AUTOSTART:
+    process_relay().start()

@@ -1,0 +1,102 @@
+"""Domain errors and the two places that turn them into client answers.
+
+Services raise `DomainError` subclasses, each carrying a `code` from the
+contract. `rest_exception_handler` maps them (and DRF's own exceptions) to
+`{"code", "detail"}` JSON; `error_frame` maps them to a WebSocket `error`
+frame. Nothing else formats errors, so both sides always agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """An expected failure that a client is told about, with a contract code."""
+
+    code = "server_error"
+    http_status = status.HTTP_500_INTERNAL_SERVER_ERROR
+
+    def __init__(self, detail: Any = None) -> None:
+        self.detail = detail if detail is not None else self.default_detail()
+        super().__init__(str(self.detail))
+
+    def default_detail(self) -> str:
+        """Describe the error when the raiser gave no detail."""
+        return self.code.replace("_", " ")
+
+
+class ValidationFailed(DomainError):
+    code = "validation_error"
+    http_status = status.HTTP_400_BAD_REQUEST
+
+
+class NotFound(DomainError):
+    """Unknown ids, and ids the user may not see: both answers are identical."""
+
+    code = "not_found"
+    http_status = status.HTTP_404_NOT_FOUND
+
+    def default_detail(self) -> str:
+        return "Not found."
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    http_status = status.HTTP_429_TOO_MANY_REQUESTS
+
+    def default_detail(self) -> str:
+        return "Too many requests; slow down."
+
+
+def flatten_validation_detail(detail: Any) -> Any:
+    """Turn DRF's ErrorDetail trees into plain JSON (strings, lists, dicts)."""
+    if isinstance(detail, dict):
+        return {str(k): flatten_validation_detail(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [flatten_validation_detail(v) for v in detail]
+    return str(detail)
+
+
+def error_body(code: str, detail: Any) -> dict[str, Any]:
+    """Return the contract's error shape."""
+    return {"code": code, "detail": flatten_validation_detail(detail)}
+
+
+def rest_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """Map every exception a view raises to a JSON `{code, detail}` response."""
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.detail), status=exc.http_status)
+    if isinstance(exc, Http404):
+        return Response(error_body("not_found", "Not found."), status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, drf_exceptions.ValidationError):
+        return Response(error_body("validation_error", exc.detail), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, drf_exceptions.ParseError):
+        return Response(error_body("invalid_json", exc.detail), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, drf_exceptions.Throttled):
+        return Response(error_body("rate_limited", exc.detail), status=exc.status_code)
+    if isinstance(exc, drf_exceptions.APIException):
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
+        response = Response(error_body(code, exc.detail), status=exc.status_code)
+        if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+            response["WWW-Authenticate"] = 'Token realm="api"'
+            response.status_code = status.HTTP_401_UNAUTHORIZED
+        return response
+    logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
+    return Response(
+        error_body("server_error", "Internal error; it has been logged."),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def error_frame(code: str, detail: Any, request_id: Any = None) -> dict[str, Any]:
+    """Build a WebSocket `error` frame."""
+    return {"type": "error", "requestId": request_id, **error_body(code, detail)}

@@ -1,0 +1,60 @@
+"""Liveness and readiness endpoints for orchestrators and operators."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis.asyncio as redis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+
+from kafka_bridge.clients import admin_client
+
+logger = logging.getLogger(__name__)
+
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+async def healthz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 while the process is alive."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+async def _check_channel_layer() -> None:
+    client = redis.from_url(settings.REDIS_URL, socket_connect_timeout=CHECK_TIMEOUT_SECONDS)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+def _check_kafka() -> None:
+    admin_client().list_topics(timeout=CHECK_TIMEOUT_SECONDS)
+
+
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 when the database, the channel layer and Kafka answer; 503 naming the failures."""
+    checks = {
+        "database": sync_to_async(_check_database)(),
+        "channel_layer": _check_channel_layer(),
+        "kafka": asyncio.to_thread(_check_kafka),
+    }
+    results = await asyncio.gather(
+        *(asyncio.wait_for(c, CHECK_TIMEOUT_SECONDS + 1) for c in checks.values()), return_exceptions=True
+    )
+    failing = {}
+    for name, result in zip(checks, results, strict=True):
+        if isinstance(result, BaseException):
+            logger.warning("Readiness check %s failed: %r", name, result)
+            failing[name] = type(result).__name__
+    if failing:
+        return JsonResponse({"status": "unavailable", "failing": failing}, status=503)
+    return JsonResponse({"status": "ok"})

@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from messaging import api as messaging_api
+from notifications import api as notifications_api
+
+from . import accounts, health
+
+api = [
+    path("auth/register/", accounts.RegisterView.as_view()),
+    path("auth/token/", accounts.TokenView.as_view()),
+    path("users/me/", accounts.MeView.as_view()),
+    path("conversations/", messaging_api.ConversationListView.as_view()),
+    path("conversations/<str:conversation_id>/", messaging_api.ConversationDetailView.as_view()),
+    path("conversations/<str:conversation_id>/messages/", messaging_api.MessageListView.as_view()),
+    path("notifications/", notifications_api.NotificationListView.as_view()),
+    path("notifications/read-all/", notifications_api.NotificationReadAllView.as_view()),
+    path("notifications/<str:notification_id>/read/", notifications_api.NotificationReadView.as_view()),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    path("api/", include(api)),
+]
+
+handler404 = "chat_project.views.not_found"
+handler500 = "chat_project.views.server_error"

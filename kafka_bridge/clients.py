@@ -1,0 +1,76 @@
+"""Construction of confluent-kafka clients from the settings, in one place."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+def base_config() -> dict[str, Any]:
+    """Return the settings every client shares: brokers and security."""
+    return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, **settings.KAFKA_SECURITY}
+
+
+def producer_config() -> dict[str, Any]:
+    """Return the producer settings: idempotent, so retries never duplicate or reorder."""
+    return {
+        **base_config(),
+        "enable.idempotence": True,  # implies acks=all and ordered retries
+        "linger.ms": 2,
+        "compression.type": "lz4",
+        # Give up on a record after this long; the outbox keeps it and retries.
+        "message.timeout.ms": 10_000,
+    }
+
+
+def consumer_config(group_id: str | None = None) -> dict[str, Any]:
+    """Return the consumer settings: offsets are committed by hand after processing."""
+    return {
+        **base_config(),
+        "group.id": group_id or settings.KAFKA_CONSUMER_GROUP,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+    }
+
+
+def admin_client() -> AdminClient:
+    """Return an AdminClient for topic management and health checks."""
+    return AdminClient(base_config())
+
+
+_producer: Producer | None = None
+_producer_lock = threading.Lock()
+
+
+def shared_producer() -> Producer:
+    """Return this process's producer, created on first use (it is thread-safe)."""
+    global _producer
+    if _producer is None:
+        with _producer_lock:
+            if _producer is None:
+                _producer = Producer({**producer_config(), "error_cb": _log_client_error})
+    return _producer
+
+
+def _log_client_error(error: Any) -> None:
+    # librdkafka reports broker outages here; it reconnects by itself.
+    logger.warning("Kafka client error: %s", error)
+
+
+def publish_ephemeral(topic: Any, payload: Any) -> None:
+    """Produce a record that may be lost (typing): no outbox, no waiting."""
+    try:
+        shared_producer().produce(topic.name, key=topic.key(payload).encode(), value=payload.encode())
+    except BufferError:
+        logger.warning("Producer queue full; dropped an ephemeral %s record", topic.name)
+    shared_producer().poll(0)

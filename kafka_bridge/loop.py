@@ -1,0 +1,240 @@
+"""The one generic consumer loop that every topic of the bridge runs.
+
+For each topic: a bounded poll (on a thread of its own, never on the event
+loop), decode at the edge into the topic's payload type, the topic's handler,
+and a manual commit of the offsets only after their records were handled.
+A record that cannot be decoded, or whose handler still fails after retries
+with exponential backoff, is copied to `<topic>.DLT` with the error in its
+headers, and the loop goes on. Stopping finishes the record in hand, commits
+what was finished and closes the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from .clients import consumer_config
+from .payloads import Payload, PayloadError
+from .topics import Topic
+
+logger = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=Payload)
+
+POLL_TIMEOUT_SECONDS = 0.5
+POLL_BATCH = 200
+DEAD_LETTER_FLUSH_SECONDS = 30.0
+
+# Dead-letter headers: why the record failed, and where it came from.
+H_ERROR = "dlt.error"
+H_ERROR_TYPE = "dlt.error.type"
+H_TOPIC = "dlt.original.topic"
+H_PARTITION = "dlt.original.partition"
+H_OFFSET = "dlt.original.offset"
+H_FAILED_AT = "dlt.failed.at"
+
+
+@dataclass(frozen=True)
+class RecordInfo:
+    """Where a record came from, and its headers, for handlers that need them."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, msg: Message) -> RecordInfo:
+        key = msg.key()
+        return cls(
+            topic=msg.topic(),
+            partition=msg.partition(),
+            offset=msg.offset(),
+            key=key.decode(errors="replace") if key is not None else None,
+            headers={k: (v or b"").decode(errors="replace") for k, v in (msg.headers() or [])},
+        )
+
+
+Handler = Callable[[P, RecordInfo], Awaitable[None]]
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff between handler attempts, then the dead-letter topic."""
+
+    attempts: int = 5
+    first_delay: float = 0.2
+    max_delay: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.first_delay * 2 ** (attempt - 1), self.max_delay)
+
+
+@dataclass
+class LoopStats:
+    processed: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+
+
+class Stopping(Exception):
+    """Raised inside a retry wait when the bridge is asked to stop."""
+
+
+class TopicLoop(Generic[P]):
+    """Consume one topic with one handler until `stopping` is set."""
+
+    def __init__(
+        self,
+        topic: Topic[P],
+        handler: Handler[P],
+        *,
+        dead_letter_producer: Producer,
+        group_id: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.topic = topic
+        self.handler = handler
+        self.dead_letter_producer = dead_letter_producer
+        self.group_id = group_id
+        self.retry = retry or RetryPolicy()
+        self.stats = LoopStats()
+        # One thread owns the consumer: librdkafka calls must not run on the event loop.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{topic.name}")
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Poll, handle and commit until asked to stop; always close the consumer."""
+        consumer = Consumer({**consumer_config(self.group_id), "error_cb": self._log_error})
+        await self._call(consumer.subscribe, [self.topic.name])
+        logger.info("Consuming %s as group %s", self.topic.name, consumer_config(self.group_id)["group.id"])
+        try:
+            while not stopping.is_set():
+                messages = await self._call(consumer.consume, POLL_BATCH, POLL_TIMEOUT_SECONDS)
+                await self._handle_batch(consumer, messages, stopping)
+        finally:
+            await self._call(consumer.close)
+            self._executor.shutdown(wait=False)
+            logger.info("Stopped consuming %s (%s)", self.topic.name, self.stats)
+
+    async def _handle_batch(self, consumer: Consumer, messages: list[Message], stopping: asyncio.Event) -> None:
+        """Handle a polled batch in order, then commit what was finished."""
+        done: dict[tuple[str, int], int] = {}
+        pending = [m for m in messages if not m.error()]
+        for msg in messages:
+            if msg.error():
+                logger.warning("Consumer error on %s: %s", self.topic.name, msg.error())
+        try:
+            for index, msg in enumerate(pending):
+                if stopping.is_set():
+                    break  # the rest is redelivered to whoever consumes next
+                try:
+                    await self._process(msg, stopping)
+                except Stopping:
+                    break
+                except Exception:
+                    # Neither handled nor parked (the broker refused the dead letter):
+                    # rewind so that this record and the rest of the batch come again.
+                    logger.exception("Could not finish %s@%s/%s", msg.topic(), msg.partition(), msg.offset())
+                    await self._rewind(consumer, pending[index:])
+                    await asyncio.sleep(self.retry.max_delay)
+                    break
+                done[(msg.topic(), msg.partition())] = msg.offset() + 1
+        finally:
+            if done:
+                await self._commit(consumer, done)
+
+    async def _rewind(self, consumer: Consumer, unfinished: list[Message]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for msg in unfinished:
+            first.setdefault((msg.topic(), msg.partition()), msg.offset())
+        for (topic, partition), offset in first.items():
+            await self._call(consumer.seek, TopicPartition(topic, partition, offset))
+
+    async def _commit(self, consumer: Consumer, done: dict[tuple[str, int], int]) -> None:
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in done.items()]
+        try:
+            await self._call(lambda: consumer.commit(offsets=offsets, asynchronous=False))
+        except Exception as exc:  # a rebalance or an outage: the records come again
+            logger.warning("Commit on %s failed (%s); those records will be redelivered", self.topic.name, exc)
+
+    async def _process(self, msg: Message, stopping: asyncio.Event) -> None:
+        info = RecordInfo.of(msg)
+        try:
+            payload = self.topic.payload.decode(msg.value())
+        except PayloadError as exc:
+            await self._dead_letter(msg, exc)
+            return
+        attempt = 1
+        while True:
+            try:
+                await self.handler(payload, info)
+                self.stats.processed += 1
+                return
+            except Exception as exc:
+                if attempt >= self.retry.attempts:
+                    await self._dead_letter(msg, exc)
+                    return
+                delay = self.retry.delay(attempt)
+                logger.warning(
+                    "Handler for %s@%s/%s failed (attempt %d): %s; retrying in %.1fs",
+                    info.topic,
+                    info.partition,
+                    info.offset,
+                    attempt,
+                    exc,
+                    delay,
+                )
+                self.stats.retries += 1
+                attempt += 1
+                try:
+                    await asyncio.wait_for(stopping.wait(), delay)
+                    raise Stopping
+                except TimeoutError:
+                    pass
+
+    async def _dead_letter(self, msg: Message, exc: BaseException) -> None:
+        """Copy a record to the dead-letter topic and wait until the broker has it."""
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        logger.error("Dead-lettering %s@%s/%s: %s", msg.topic(), msg.partition(), msg.offset(), error)
+        headers = [
+            *(msg.headers() or []),
+            (H_ERROR, error[:4000].encode()),
+            (H_ERROR_TYPE, type(exc).__name__.encode()),
+            (H_TOPIC, msg.topic().encode()),
+            (H_PARTITION, str(msg.partition()).encode()),
+            (H_OFFSET, str(msg.offset()).encode()),
+            (H_FAILED_AT, str(int(time.time() * 1000)).encode()),
+        ]
+        outcome: list[KafkaError | None] = []
+
+        def produce_and_flush() -> None:
+            self.dead_letter_producer.produce(
+                self.topic.dead_letter,
+                key=msg.key(),
+                value=msg.value(),
+                headers=headers,
+                on_delivery=lambda err, _m: outcome.append(err),
+            )
+            self.dead_letter_producer.flush(DEAD_LETTER_FLUSH_SECONDS)
+
+        await self._call(produce_and_flush)
+        if not outcome or outcome[0] is not None:
+            # Not safe to commit past a record that is neither handled nor parked.
+            raise RuntimeError(f"could not dead-letter {msg.topic()}@{msg.partition()}/{msg.offset()}")
+        self.stats.dead_lettered += 1
+
+    def _log_error(self, error: KafkaError) -> None:
+        logger.warning("Kafka consumer error on %s: %s", self.topic.name, error)

@@ -1,0 +1,23 @@
+import asyncio
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from kafka_bridge.bridge import HANDLERS, run_bridge
+
+
+class Command(BaseCommand):
+    help = "Run the Kafka consumer loops that push events to users' sockets, and the outbox relay."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--topics",
+            nargs="+",
+            choices=sorted(HANDLERS),
+            default=list(HANDLERS),
+            help="Consume only these topics (default: all four).",
+        )
+        parser.add_argument("--group", default=None, help="Consumer group (default: KAFKA_CONSUMER_GROUP).")
+        parser.add_argument("--no-relay", action="store_true", help="Do not relay the outbox from this process.")
+
+    def handle(self, *args: object, **options: object) -> None:
+        asyncio.run(run_bridge(options["topics"], group_id=options["group"], relay=not options["no_relay"]))

@@ -1,0 +1,29 @@
+"""Pushing frames to users' sockets through the channel layer.
+
+Every socket joins the group of its user; everything addressed to a user is
+sent to that group. Group names come from `user_group` and nowhere else.
+The channel layer is a fast path, not a store: a frame that never reaches a
+socket is recovered by the client's `sync`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+FRAME_EVENT = "chat.frame"
+
+
+def user_group(user_id: int | str) -> str:
+    """Return the channel-layer group of one user's sockets."""
+    return f"user.{user_id}"
+
+
+async def push_frame(user_ids: Iterable[int | str], frame: dict[str, Any], exclude_channel: str | None = None) -> None:
+    """Send a frame to every socket of every given user, except the excluded socket."""
+    layer = get_channel_layer()
+    event = {"type": FRAME_EVENT, "frame": frame, "exclude": exclude_channel}
+    for user_id in dict.fromkeys(str(u) for u in user_ids):
+        await layer.group_send(user_group(user_id), event)

@@ -1,0 +1,99 @@
+"""Reads of the messaging domain, each scoped to what one user may see."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from chat_project.errors import NotFound, ValidationFailed
+
+from .models import Conversation, Message, Participant, Receipt
+from .services import parse_uuid
+from .wire import message_wire
+
+HISTORY_DEFAULT_LIMIT = 50
+HISTORY_MAX_LIMIT = 200
+
+
+def conversations_for_user(user: AbstractBaseUser) -> QuerySet[Conversation]:
+    """Return the user's conversations, annotated with the user's unread count."""
+    unread = (
+        Receipt.objects.filter(user_id=user.pk, conversation=OuterRef("pk"), read_at__isnull=True)
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        Conversation.objects.filter(memberships__user_id=user.pk)
+        .annotate(unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), 0))
+        .order_by("-created_at")
+    )
+
+
+def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: Any) -> Conversation:
+    """Return one of the user's conversations; NotFound if unknown or not the user's."""
+    conversation = conversations_for_user(user).filter(pk=parse_uuid(conversation_id)).first()
+    if conversation is None:
+        raise NotFound()
+    return conversation
+
+
+def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, Any]]:
+    """Return the contract's Conversation objects, with two queries for the whole list."""
+    ids = [c.pk for c in conversations]
+    members: dict[Any, list[str]] = defaultdict(list)
+    for conversation_id, user_id in (
+        Participant.objects.filter(conversation_id__in=ids)
+        .order_by("user_id")
+        .values_list("conversation_id", "user_id")
+    ):
+        members[conversation_id].append(str(user_id))
+    last_seqs = Q()
+    for c in conversations:
+        if c.last_seq:
+            last_seqs |= Q(conversation_id=c.pk, seq=c.last_seq)
+    last_messages = {m.conversation_id: m for m in Message.objects.filter(last_seqs)} if last_seqs else {}
+    return [
+        {
+            "id": str(c.pk),
+            "kind": c.kind,
+            "title": c.title,
+            "participantIds": members[c.pk],
+            "lastSeq": c.last_seq,
+            "lastMessage": message_wire(last_messages[c.pk]) if c.pk in last_messages else None,
+            "unreadCount": getattr(c, "unread_count", 0),
+        }
+        for c in conversations
+    ]
+
+
+def message_history(
+    *,
+    user: AbstractBaseUser,
+    conversation_id: Any,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
+    limit: int | None = None,
+) -> list[Message]:
+    """Return messages of one of the user's conversations, by seq ascending.
+
+    With `before_seq` only, the newest `limit` messages before it (scrolling
+    back); otherwise the oldest `limit` messages after `after_seq`.
+    """
+    conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+    limit = HISTORY_DEFAULT_LIMIT if limit is None else limit
+    if not 1 <= limit <= HISTORY_MAX_LIMIT:
+        raise ValidationFailed({"limit": f"Must be 1 to {HISTORY_MAX_LIMIT}."})
+    messages = Message.objects.filter(conversation=conversation)
+    if after_seq is not None:
+        messages = messages.filter(seq__gt=after_seq)
+    if before_seq is not None:
+        messages = messages.filter(seq__lt=before_seq)
+    if before_seq is not None and after_seq is None:
+        return sorted(messages.order_by("-seq")[:limit], key=lambda m: m.seq)
+    return list(messages.order_by("seq")[:limit])

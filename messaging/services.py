@@ -1,0 +1,207 @@
+"""Writes of the messaging domain: conversations, messages and receipts.
+
+Each function validates its input, changes the database in one transaction
+and queues the Kafka records that announce the change in the same
+transaction (the outbox), so a rollback announces nothing and a commit is
+always announced. Callers (WebSocket consumers, REST views) stay thin.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from chat_project.errors import NotFound, ValidationFailed
+from kafka_bridge.outbox import outbox_enqueue
+from kafka_bridge.payloads import TypingEvent
+from kafka_bridge.topics import CHAT_MESSAGES
+
+from .models import Conversation, Message, Participant, Receipt
+from .wire import chat_message_event
+
+User = get_user_model()
+
+MAX_CLIENT_MESSAGE_ID = 100
+MAX_GROUP_PARTICIPANTS = 500
+ORIGIN_CHANNEL_HEADER = "origin-channel"
+
+
+### Validation helpers ###
+
+
+def parse_uuid(value: Any) -> uuid.UUID:
+    """Parse an id from a client; anything that is not a UUID is simply not found."""
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        raise NotFound() from None
+
+
+def clean_content(content: Any) -> str:
+    """Return message content trimmed, or raise if empty or too long."""
+    if not isinstance(content, str):
+        raise ValidationFailed({"content": "Must be a string."})
+    content = content.strip()
+    limit = settings.CHAT_MAX_CONTENT_CHARS
+    if not 1 <= len(content) <= limit:
+        raise ValidationFailed({"content": f"Must be 1 to {limit} characters after trimming."})
+    return content
+
+
+def clean_client_message_id(value: Any) -> str:
+    """Return a client message id, or raise if it is not a short non-empty string."""
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_CLIENT_MESSAGE_ID:
+        raise ValidationFailed({"clientMessageId": f"Must be a string of 1 to {MAX_CLIENT_MESSAGE_ID} characters."})
+    return value.strip()
+
+
+### Conversations ###
+
+
+def conversation_create(
+    *, creator: AbstractBaseUser, participant_ids: list[Any], title: str = ""
+) -> tuple[Conversation, bool]:
+    """Return the direct conversation with one other user (creating it), or create a group.
+
+    The creator is always a participant. Returns (conversation, created).
+    """
+    others: set[int] = set()
+    for raw in participant_ids:
+        try:
+            others.add(int(raw))
+        except (TypeError, ValueError):
+            raise ValidationFailed({"participantIds": f"Not a user id: {raw!r}."}) from None
+    others.discard(creator.pk)
+    if not others:
+        raise ValidationFailed({"participantIds": "Name at least one other user."})
+    if len(others) >= MAX_GROUP_PARTICIPANTS:
+        raise ValidationFailed({"participantIds": f"At most {MAX_GROUP_PARTICIPANTS - 1} other users."})
+    known = set(User.objects.filter(pk__in=others, is_active=True).values_list("pk", flat=True))
+    if unknown := sorted(others - known):
+        raise ValidationFailed({"participantIds": f"Unknown users: {unknown}."})
+
+    if len(others) == 1:
+        (other,) = others
+        return _direct_conversation(creator.pk, other)
+    with transaction.atomic():
+        conversation = Conversation.objects.create(
+            kind=Conversation.Kind.GROUP, title=title.strip()[:200], created_by_id=creator.pk
+        )
+        Participant.objects.bulk_create(
+            Participant(conversation=conversation, user_id=user_id) for user_id in sorted(others | {creator.pk})
+        )
+    return conversation, True
+
+
+def _direct_conversation(user_a: int, user_b: int) -> tuple[Conversation, bool]:
+    low, high = sorted((user_a, user_b))
+    key = f"{low}:{high}"
+    existing = Conversation.objects.filter(direct_key=key).first()
+    if existing:
+        return existing, False
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                kind=Conversation.Kind.DIRECT, direct_key=key, created_by_id=user_a
+            )
+            Participant.objects.bulk_create(
+                [
+                    Participant(conversation=conversation, user_id=low),
+                    Participant(conversation=conversation, user_id=high),
+                ]
+            )
+    except IntegrityError:  # the other user created it at the same moment
+        return Conversation.objects.get(direct_key=key), False
+    return conversation, True
+
+
+### Messages ###
+
+
+def message_send(
+    *,
+    sender: AbstractBaseUser,
+    conversation_id: Any,
+    content: Any,
+    client_message_id: Any,
+    origin_channel: str | None = None,
+) -> tuple[Message, bool]:
+    """Store a message (status SENT) and queue it for chat-messages; return (message, created).
+
+    When this returns, the message is committed. A repeat of a clientMessageId
+    by the same sender returns the original and stores nothing.
+    """
+    conversation_uuid = parse_uuid(conversation_id)
+    client_message_id = clean_client_message_id(client_message_id)
+    content = clean_content(content)
+
+    original = _original_message(sender, client_message_id, conversation_uuid)
+    if original is not None:
+        return original, False
+    try:
+        with transaction.atomic():
+            member_ids = list(
+                Participant.objects.filter(conversation_id=conversation_uuid).values_list("user_id", flat=True)
+            )
+            if sender.pk not in member_ids:
+                raise NotFound()
+            # The row lock this UPDATE takes serializes senders of one conversation:
+            # seq is gapless and unique, and commit order is seq order.
+            Conversation.objects.filter(pk=conversation_uuid).update(last_seq=F("last_seq") + 1)
+            seq = Conversation.objects.values_list("last_seq", flat=True).get(pk=conversation_uuid)
+            message = Message.objects.create(
+                conversation_id=conversation_uuid,
+                sender_id=sender.pk,
+                seq=seq,
+                content=content,
+                client_message_id=client_message_id,
+            )
+            recipient_ids = sorted(uid for uid in member_ids if uid != sender.pk)
+            Receipt.objects.bulk_create(
+                Receipt(message=message, user_id=uid, conversation_id=conversation_uuid, seq=seq)
+                for uid in recipient_ids
+            )
+            outbox_enqueue(
+                topic=CHAT_MESSAGES,
+                payload=chat_message_event(message, [str(uid) for uid in recipient_ids]),
+                headers={ORIGIN_CHANNEL_HEADER: origin_channel} if origin_channel else None,
+            )
+    except IntegrityError:
+        # The same clientMessageId raced in from another socket and won.
+        original = _original_message(sender, client_message_id, conversation_uuid)
+        if original is None:
+            raise
+        return original, False
+    return message, True
+
+
+def _original_message(sender: AbstractBaseUser, client_message_id: str, conversation_id: uuid.UUID) -> Message | None:
+    original = Message.objects.filter(sender_id=sender.pk, client_message_id=client_message_id).first()
+    if original is not None and original.conversation_id != conversation_id:
+        raise ValidationFailed({"clientMessageId": "Already used for a message in another conversation."})
+    return original
+
+
+### Typing ###
+
+
+def typing_event(*, user: AbstractBaseUser, conversation_id: Any, is_typing: bool) -> TypingEvent:
+    """Build the typing-events payload for a participant; typing is never stored."""
+    conversation_uuid = parse_uuid(conversation_id)
+    member_ids = list(Participant.objects.filter(conversation_id=conversation_uuid).values_list("user_id", flat=True))
+    if user.pk not in member_ids:
+        raise NotFound()
+    return TypingEvent(
+        conversation_id=str(conversation_uuid),
+        user_id=str(user.pk),
+        is_typing=is_typing,
+        timestamp=int(time.time() * 1000),
+        recipient_ids=[str(uid) for uid in sorted(member_ids) if uid != user.pk],
+    )

@@ -1,0 +1,59 @@
+"""The shapes messages take on the WebSocket and in REST answers, declared once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka_bridge.payloads import ChatMessage
+
+from .models import Message, MessageStatus
+
+
+def iso_utc(moment: datetime) -> str:
+    """Format a time as the contract's ISO 8601 UTC with milliseconds (`...:00.123Z`)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def message_wire(message: Message) -> dict[str, Any]:
+    """Return the contract's Message object for a stored message."""
+    return {
+        "id": str(message.id),
+        "conversationId": str(message.conversation_id),
+        "senderId": str(message.sender_id),
+        "content": message.content,
+        "seq": message.seq,
+        "clientMessageId": message.client_message_id,
+        "createdAt": iso_utc(message.created_at),
+        "status": message.status,
+    }
+
+
+def message_wire_from_event(event: ChatMessage) -> dict[str, Any]:
+    """Return the Message object for a chat-messages record (just sent, so SENT)."""
+    return {
+        "id": event.message_id,
+        "conversationId": event.conversation_id,
+        "senderId": event.sender_id,
+        "content": event.content,
+        "seq": event.seq,
+        "clientMessageId": event.client_message_id,
+        "createdAt": event.created_at,
+        "status": MessageStatus.SENT.value,
+    }
+
+
+def chat_message_event(message: Message, recipient_ids: list[str]) -> ChatMessage:
+    """Build the chat-messages payload of a stored message."""
+    return ChatMessage(
+        message_id=str(message.id),
+        conversation_id=str(message.conversation_id),
+        sender_id=str(message.sender_id),
+        # The seed's single recipient: the other user of a direct conversation.
+        recipient_id=recipient_ids[0] if len(recipient_ids) == 1 else None,
+        recipient_ids=recipient_ids,
+        content=message.content,
+        seq=message.seq,
+        client_message_id=message.client_message_id,
+        created_at=iso_utc(message.created_at),
+    )

@@ -1,0 +1,58 @@
+"""REST endpoints of notifications (PROTOCOL.md §3)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .models import Notification
+from .services import notification_mark_read, notification_wire, notifications_mark_all_read
+
+
+class NotificationOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    userId = serializers.CharField()
+    title = serializers.CharField()
+    content = serializers.CharField()
+    type = serializers.CharField()
+    relatedEntityId = serializers.CharField(allow_null=True)
+    read = serializers.BooleanField()
+    createdAt = serializers.DateTimeField()
+
+
+class NotificationPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class NotificationListView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("unread", bool, description="Only unread notifications.")],
+        responses=NotificationOut(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        notifications = Notification.objects.filter(user_id=request.user.pk).order_by("-created_at", "-id")
+        if request.query_params.get("unread", "").lower() in {"true", "1"}:
+            notifications = notifications.filter(read=False)
+        paginator = NotificationPagination()
+        page = paginator.paginate_queryset(notifications, request, view=self)
+        return paginator.get_paginated_response([notification_wire(n).to_dict() for n in page])
+
+
+class NotificationReadView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request, notification_id: str) -> Response:
+        notification_mark_read(user=request.user, notification_id=notification_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class NotificationReadAllView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        notifications_mark_all_read(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

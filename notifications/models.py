@@ -1,0 +1,35 @@
+"""In-app notifications: their history is what the admin shows.
+
+The bridge's notifications consumer stores each record by its id, so
+consuming one twice stores it once; a later record with the same id (a
+coalesced "3 new messages", or a "read" flag) updates it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Notification(models.Model):
+    class Type(models.TextChoices):
+        NEW_MESSAGE = "NEW_MESSAGE"
+        SYSTEM = "SYSTEM"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    type = models.CharField(max_length=32, choices=Type.choices, db_index=True)
+    title = models.CharField(max_length=200)
+    content = models.TextField(blank=True)
+    related_entity_id = models.CharField(max_length=64, null=True, blank=True)
+    read = models.BooleanField(default=False, db_index=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="notification_user_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.type} for {self.user_id}: {self.title}"

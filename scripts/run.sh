@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole system in the foreground: Redis, Kafka, migrations, topics, the
+# bridge and the daphne web server. Ctrl+C stops all of it. A service whose
+# address is given in the environment (or .env) is used, not started.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [[ -f .env ]]; then set -a; source .env; set +a; fi
+export DJANGO_DEBUG=${DJANGO_DEBUG:-1}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+PY=.venv/bin/python
+
+started=()
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  echo "Stopping..."
+  ((${#pids[@]})) && kill -TERM "${pids[@]}" 2>/dev/null || true
+  ((${#pids[@]})) && wait "${pids[@]}" 2>/dev/null || true
+  for service in "${started[@]}"; do scripts/"$service".sh stop || true; done
+}
+trap stop_all INT TERM EXIT
+
+if [[ -z ${REDIS_URL:-} ]]; then scripts/redis.sh start; started+=(redis); fi
+if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then scripts/kafka.sh start; started+=(kafka); fi
+
+$PY manage.py migrate --noinput
+$PY manage.py collectstatic --noinput >/dev/null
+$PY manage.py kafka_topics
+
+$PY manage.py run_kafka_bridge &
+pids+=($!)
+$PY manage.py serve --host "$HOST" --port "$PORT" &
+pids+=($!)
+
+cat <<EOT
+
+  Chat backend is up.
+    REST API   http://$HOST:$PORT/api/   (schema: /api/schema/)
+    WebSocket  ws://$HOST:$PORT/ws/chat/
+    Admin      http://$HOST:$PORT/admin/ (create a login: $PY manage.py createsuperuser)
+    Health     http://$HOST:$PORT/healthz  http://$HOST:$PORT/readyz
+  Ctrl+C stops everything.
+
+EOT
+# Stop everything as soon as either process ends on its own.
+wait -n "${pids[@]}"

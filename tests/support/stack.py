@@ -1,0 +1,178 @@
+"""Real processes for integration tests: daphne and run_kafka_bridge.
+
+`make test` starts PostgreSQL, Redis and Kafka and exports their addresses;
+a Stack creates a fresh database for the processes it starts, migrates it,
+and starts, stops and kills daphne and bridge processes on demand, each
+logging to a file so that a failing test can show what the server saw.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG_DIR = Path(os.environ.get("TEST_LOG_DIR", ROOT / ".run" / "test" / "logs"))
+
+
+def require_env(name: str) -> str:
+    """Return a service address `make test` exports; a missing service fails, never skips."""
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"{name} is not set: run the tests with `make test`, which starts the services.")
+    return value
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def recreate_database(server_url: str, name: str) -> str:
+    """Drop and create a database on the server of `server_url`; return its URL."""
+    parts = urlsplit(server_url)
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def terminate(self, timeout: float = 15.0) -> float:
+        """Send SIGTERM and wait; return the seconds it took to exit."""
+        start = time.monotonic()
+        if self.alive:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return time.monotonic() - start
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to clean up."""
+        if self.alive:
+            self.popen.kill()
+            self.popen.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+@dataclass
+class Stack:
+    """The processes of one system under test, sharing one database."""
+
+    name: str
+    database_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: list[Proc] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, name: str, **extra_env: str) -> Stack:
+        database_url = recreate_database(require_env("DATABASE_URL"), f"chat_{name}")
+        stack = cls(name=name, database_url=database_url, extra_env=extra_env)
+        stack.manage("migrate", "--noinput")
+        stack.manage("kafka_topics")
+        return stack
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "DATABASE_URL": self.database_url,
+                "REDIS_URL": require_env("REDIS_URL"),
+                "KAFKA_BOOTSTRAP_SERVERS": require_env("KAFKA_BOOTSTRAP_SERVERS"),
+                "DJANGO_SECRET_KEY": "integration-tests",
+                "DJANGO_DEBUG": "0",
+                "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "OUTBOX_RELAY_AUTOSTART": "1",
+                "PYTHONUNBUFFERED": "1",
+                # Every stack consumes from the start of the topics in a group of its own.
+                "KAFKA_CONSUMER_GROUP": f"communication-service-group-{self.name}",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=120
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def _spawn(self, name: str, argv: list[str]) -> Proc:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log_path = LOG_DIR / f"{self.name}-{name}.log"
+        log = log_path.open("ab")
+        popen = subprocess.Popen(argv, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        proc = Proc(name, popen, log_path)
+        self.procs.append(proc)
+        return proc
+
+    def start_web(self, port: int | None = None) -> tuple[Proc, str]:
+        """Start daphne and wait until /readyz answers 200; return it and its base URL."""
+        port = port or free_port()
+        proc = self._spawn(
+            f"web-{port}",
+            [sys.executable, "manage.py", "serve", "--port", str(port)],
+        )
+        base = f"http://127.0.0.1:{port}"
+        self._wait(proc, lambda: requests.get(f"{base}/readyz", timeout=5).status_code == 200)
+        return proc, base
+
+    def start_bridge(self, *args: str) -> Proc:
+        """Start run_kafka_bridge and wait until its consumers have joined the group."""
+        proc = self._spawn(f"bridge-{len(self.procs)}", [sys.executable, "manage.py", "run_kafka_bridge", *args])
+        self._wait(proc, lambda: proc.log_path.read_text(errors="replace").count("Consuming ") >= 1)
+        return proc
+
+    def _wait(self, proc: Proc, ready: object, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not proc.alive:
+                raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log_tail()}")
+            try:
+                if ready():  # type: ignore[operator]
+                    return
+            except (requests.RequestException, FileNotFoundError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{proc.name} not ready after {timeout}s:\n{proc.log_tail()}")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+        self.procs.clear()
+
+    def query(self, sql: str, *params: object) -> list[tuple]:
+        """Read the stack's database directly (to check what was stored)."""
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(sql, params).fetchall()
