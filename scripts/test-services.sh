@@ -1,0 +1,35 @@
+# Sourced by test.sh and bench.sh: start PostgreSQL, Redis and a fresh Kafka
+# on ports of their own (so `make run` can stay up), export their addresses,
+# and stop them all when the calling script exits.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUN_DIR=${TEST_RUN_DIR:-$ROOT/.run/test}
+
+export PG_PORT=${TEST_PG_PORT:-55433} PG_DATA_DIR=$RUN_DIR/postgres PG_DB=chat
+export REDIS_PORT=${TEST_REDIS_PORT:-16379} REDIS_DIR=$RUN_DIR/redis
+export KAFKA_PORT=${TEST_KAFKA_PORT:-19092} KAFKA_CONTROLLER_PORT=${TEST_KAFKA_CONTROLLER_PORT:-19093}
+export KAFKA_DATA_DIR=$RUN_DIR/kafka
+
+stop_services() {
+  "$ROOT"/scripts/kafka.sh stop || true
+  "$ROOT"/scripts/redis.sh stop || true
+  "$ROOT"/scripts/postgres.sh stop || true
+}
+trap stop_services EXIT
+
+# Every run starts with empty topics, consumer groups and logs.
+"$ROOT"/scripts/kafka.sh stop
+rm -rf "$KAFKA_DATA_DIR" "$RUN_DIR/logs"
+"$ROOT"/scripts/postgres.sh start
+"$ROOT"/scripts/redis.sh start
+"$ROOT"/scripts/kafka.sh start
+
+export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB
+export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export DJANGO_SECRET_KEY=tests DJANGO_DEBUG=0
+# The test or benchmark process itself never relays the outbox; the servers it starts do.
+export OUTBOX_RELAY_AUTOSTART=0
+export TEST_LOG_DIR=$RUN_DIR/logs
+
+"$ROOT"/.venv/bin/python "$ROOT"/manage.py kafka_topics
