@@ -183,6 +183,8 @@ CHAT_SEND_BURST = env_int("CHAT_SEND_BURST", 30)
 CHAT_SEND_RATE_PER_SECOND = env_float("CHAT_SEND_RATE_PER_SECOND", 10.0)
 CHAT_TYPING_INTERVAL_SECONDS = env_float("CHAT_TYPING_INTERVAL_SECONDS", 2.0)
 CHAT_SYNC_BATCH_MAX = 500
+# A socket whose process died stops counting as online after this long.
+CHAT_PRESENCE_TTL_SECONDS = env_float("CHAT_PRESENCE_TTL_SECONDS", 60.0)
 
 ### Kafka ###
 

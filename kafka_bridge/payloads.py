@@ -133,3 +133,5 @@ class Notification(Payload):
     related_entity_id: str | None
     read: bool
     created_at: str
+    # Added to the seed's payload: a newer version of the same id replaces an older one.
+    updated_at: str | None = None

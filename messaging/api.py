@@ -140,3 +140,11 @@ class MessageListView(APIView):
             client_message_id=data["clientMessageId"],
         )
         return Response(message_wire(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class ConversationReadView(APIView):
+    @extend_schema(request=ReadIn, responses={204: None})
+    def post(self, request: Request, conversation_id: str) -> Response:
+        data = validated(ReadIn, request.data)
+        services.conversation_mark_read(user=request.user, conversation_id=conversation_id, up_to_seq=data["upToSeq"])
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -7,6 +7,7 @@ the bridge through the channel layer as `chat.frame` events.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -21,12 +22,13 @@ from chat_project.errors import DomainError, RateLimited, ValidationFailed, erro
 from kafka_bridge.clients import publish_ephemeral
 from kafka_bridge.topics import TYPING_EVENTS
 
-from . import services
+from . import presence, selectors, services
 from .ratelimit import TokenBucket
 from .realtime import user_group
 from .wire import message_wire
 
 logger = logging.getLogger(__name__)
+
 
 class FrameError(DomainError):
     """A frame that is not a JSON object with a string `type`."""
@@ -64,6 +66,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     """One client socket of one authenticated user."""
 
     user: Any
+    heartbeat: asyncio.Task
     send_bucket: TokenBucket
     typing_sent_at: dict[str, float]
 
@@ -79,18 +82,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.send_bucket = TokenBucket(settings.CHAT_SEND_BURST, settings.CHAT_SEND_RATE_PER_SECOND)
         self.typing_sent_at = {}
         await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+        await presence.presence_mark(user.pk, self.channel_name)
+        self.heartbeat = asyncio.create_task(self._heartbeat())
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         """Leave the user's group and stop any typing indicator this socket left on."""
         if not hasattr(self, "user"):
             return
+        self.heartbeat.cancel()
         await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        await presence.presence_clear(self.user.pk, self.channel_name)
         for conversation_id in list(self.typing_sent_at):
             try:
                 await self._publish_typing(conversation_id, False)
             except Exception:
                 logger.exception("Could not clear typing for %s", conversation_id)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(presence.heartbeat_seconds())
+            try:
+                await presence.presence_mark(self.user.pk, self.channel_name)
+            except Exception:  # Redis away for a moment: the next beat retries
+                logger.warning("Presence heartbeat failed for user %s", self.user.pk, exc_info=True)
 
     ### Frames from the client ###
 
@@ -131,6 +146,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
             }
         )
 
+    async def on_message_received(self, frame: dict[str, Any], request_id: Any) -> None:
+        await database_sync_to_async(services.messages_mark_received)(
+            user=self.user, message_ids=frame.get("messageIds")
+        )
+
+    async def on_message_read(self, frame: dict[str, Any], request_id: Any) -> None:
+        await database_sync_to_async(services.conversation_mark_read)(
+            user=self.user, conversation_id=frame.get("conversationId"), up_to_seq=frame.get("upToSeq")
+        )
+
+    async def on_sync(self, frame: dict[str, Any], request_id: Any) -> None:
+        limit = frame.get("limit", settings.CHAT_SYNC_BATCH_MAX)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= settings.CHAT_SYNC_BATCH_MAX:
+            raise ValidationFailed({"limit": f"Must be 1 to {settings.CHAT_SYNC_BATCH_MAX}."})
+        messages, more = await database_sync_to_async(selectors.messages_pending_for_user)(user=self.user, limit=limit)
+        for message in messages:
+            await self.send_frame({"type": "message.new", "message": message_wire(message)})
+        await self.send_frame({"type": "sync.done", "requestId": request_id, "count": len(messages), "more": more})
+
     async def on_typing(self, frame: dict[str, Any], request_id: Any) -> None:
         is_typing = require_bool(frame, "isTyping")
         conversation_id = str(services.parse_uuid(frame.get("conversationId")))
@@ -155,6 +189,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     handlers: dict[str, Callable[[ChatConsumer, dict[str, Any], Any], Awaitable[None]]] = {
         "message.send": on_message_send,
+        "message.received": on_message_received,
+        "message.read": on_message_read,
+        "sync": on_sync,
         "typing": on_typing,
         "ping": on_ping,
     }

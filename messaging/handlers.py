@@ -1,22 +1,27 @@
 """Bridge handlers of the messaging topics: Kafka records to users' sockets.
 
-They only push through the channel layer and store nothing, so processing a
-record twice (a crash before its offset was committed) at most shows a
-client a repeat, which clients drop by id.
+They push through the channel layer, which at most shows a client a repeat
+when a record is processed twice (a crash before its offset was committed);
+clients drop repeats by id. The one write, the NEW_MESSAGE notification of
+an offline recipient, is idempotent by seq.
 """
 
 from __future__ import annotations
 
+from channels.db import database_sync_to_async
+
 from kafka_bridge.loop import RecordInfo
 from kafka_bridge.payloads import ChatMessage, MessageStatusEvent, TypingEvent
+from notifications.services import notification_for_new_message
 
+from .presence import online_user_ids
 from .realtime import push_frame
 from .services import ORIGIN_CHANNEL_HEADER
 from .wire import message_wire_from_event
 
 
 async def deliver_chat_message(event: ChatMessage, info: RecordInfo) -> None:
-    """Push `message.new` to every recipient and to the sender's other sockets."""
+    """Push `message.new` to every recipient and to the sender's other sockets; notify offline recipients."""
     frame = {"type": "message.new", "message": message_wire_from_event(event)}
     await push_frame(
         [*event.recipient_ids, event.sender_id],
@@ -24,6 +29,10 @@ async def deliver_chat_message(event: ChatMessage, info: RecordInfo) -> None:
         # The sending socket already has the message in its message.ack.
         exclude_channel=info.headers.get(ORIGIN_CHANNEL_HEADER),
     )
+    online = await online_user_ids(event.recipient_ids)
+    for user_id in event.recipient_ids:
+        if user_id not in online:
+            await database_sync_to_async(notification_for_new_message)(user_id=user_id, event=event)
 
 
 async def deliver_status_event(event: MessageStatusEvent, info: RecordInfo) -> None:

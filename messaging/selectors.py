@@ -97,3 +97,19 @@ def message_history(
     if before_seq is not None and after_seq is None:
         return sorted(messages.order_by("-seq")[:limit], key=lambda m: m.seq)
     return list(messages.order_by("seq")[:limit])
+
+
+def messages_pending_for_user(*, user: AbstractBaseUser, limit: int) -> tuple[list[Message], bool]:
+    """Return up to `limit` messages addressed to the user that its client has not confirmed, and whether more wait.
+
+    Oldest first within each conversation (the order of the partial index
+    on undelivered receipts, so a backlog of any size is read in one scan).
+    """
+    pending = list(
+        Receipt.objects.filter(user_id=user.pk, delivered_at__isnull=True)
+        .order_by("conversation_id", "seq")
+        .values_list("message_id", flat=True)[: limit + 1]
+    )
+    more = len(pending) > limit
+    messages = Message.objects.in_bulk(pending[:limit])
+    return [messages[message_id] for message_id in pending[:limit] if message_id in messages], more

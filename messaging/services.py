@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
 
 from chat_project.errors import NotFound, ValidationFailed
 from kafka_bridge.outbox import outbox_enqueue
-from kafka_bridge.payloads import TypingEvent
-from kafka_bridge.topics import CHAT_MESSAGES
+from kafka_bridge.payloads import MessageStatusEvent, TypingEvent
+from kafka_bridge.topics import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS
 
-from .models import Conversation, Message, Participant, Receipt
-from .wire import chat_message_event
+from .models import Conversation, Message, MessageStatus, Participant, Receipt
+from .wire import chat_message_event, iso_utc
 
 User = get_user_model()
 
@@ -204,4 +206,143 @@ def typing_event(*, user: AbstractBaseUser, conversation_id: Any, is_typing: boo
         is_typing=is_typing,
         timestamp=int(time.time() * 1000),
         recipient_ids=[str(uid) for uid in sorted(member_ids) if uid != user.pk],
+    )
+
+
+### Receipts ###
+
+MAX_RECEIVED_IDS = 500
+
+
+def messages_mark_received(*, user: AbstractBaseUser, message_ids: Any) -> int:
+    """Record that the user's client holds these messages (DELIVERED for this user); return how many changed.
+
+    Ids that are unknown, malformed, not addressed to the user or already
+    confirmed are ignored, so confirming is idempotent. Each sender is told
+    by one message-status-events record per newly delivered message.
+    """
+    if not isinstance(message_ids, list) or not 1 <= len(message_ids) <= MAX_RECEIVED_IDS:
+        raise ValidationFailed({"messageIds": f"Must be a list of 1 to {MAX_RECEIVED_IDS} message ids."})
+    ids: set[uuid.UUID] = set()
+    for raw in message_ids:
+        if not isinstance(raw, str):
+            raise ValidationFailed({"messageIds": "Message ids are strings."})
+        try:
+            ids.add(uuid.UUID(raw))
+        except ValueError:
+            continue  # malformed: as unknown, ignored
+    with transaction.atomic():
+        messages = _lock_messages(
+            Message.objects.filter(pk__in=ids, receipts__user_id=user.pk, receipts__delivered_at__isnull=True)
+        )
+        if not messages:
+            return 0
+        now = timezone.now()
+        Receipt.objects.filter(user_id=user.pk, message__in=messages, delivered_at__isnull=True).update(
+            delivered_at=now
+        )
+        _refresh_aggregate_status(messages)
+        for message in messages:
+            _announce_status(message, MessageStatus.DELIVERED, user, now)
+    return len(messages)
+
+
+def conversation_mark_read(*, user: AbstractBaseUser, conversation_id: Any, up_to_seq: Any) -> int:
+    """Move the user's read watermark forward to `up_to_seq`; return how many messages became READ.
+
+    Everything others sent up to the watermark is READ (and so DELIVERED)
+    for this user. The watermark never moves back; a seq beyond the last
+    message is taken as the last message. Each sender whose messages it
+    covers is told by one record carrying `upToSeq`.
+    """
+    if not isinstance(up_to_seq, int) or isinstance(up_to_seq, bool) or up_to_seq < 0:
+        raise ValidationFailed({"upToSeq": "Must be a non-negative integer."})
+    conversation_uuid = parse_uuid(conversation_id)
+    with transaction.atomic():
+        participant = (
+            Participant.objects.select_for_update()
+            .select_related("conversation")
+            .filter(conversation_id=conversation_uuid, user_id=user.pk)
+            .first()
+        )
+        if participant is None:
+            raise NotFound()
+        watermark = min(up_to_seq, participant.conversation.last_seq)
+        if watermark <= participant.last_read_seq:
+            return 0
+        participant.last_read_seq = watermark
+        participant.save(update_fields=["last_read_seq"])
+        messages = _lock_messages(
+            Message.objects.filter(
+                conversation_id=conversation_uuid,
+                seq__lte=watermark,
+                receipts__user_id=user.pk,
+                receipts__read_at__isnull=True,
+            )
+        )
+        if not messages:
+            return 0
+        now = timezone.now()
+        unread = Receipt.objects.filter(user_id=user.pk, message__in=messages)
+        unread.filter(delivered_at__isnull=True).update(delivered_at=now)
+        unread.update(read_at=now)
+        _refresh_aggregate_status(messages)
+        latest_by_sender: dict[int, Message] = {}
+        for message in sorted(messages, key=lambda m: m.seq):
+            latest_by_sender[message.sender_id] = message
+        for message in latest_by_sender.values():
+            _announce_status(message, MessageStatus.READ, user, now, up_to_seq=watermark)
+    return len(messages)
+
+
+def _lock_messages(messages: QuerySet[Message]) -> list[Message]:
+    # Receipt changes of one message are serialized by its row lock, so the
+    # aggregate status computed after them sees every other recipient's change.
+    # Locking in primary key order keeps concurrent confirmations from deadlocking.
+    # (One receipt per message and user, so the join yields no duplicates.)
+    return list(messages.select_for_update(of=("self",)).order_by("pk"))
+
+
+def _refresh_aggregate_status(messages: list[Message]) -> None:
+    """Recompute the sender's view (SENT, DELIVERED, READ) of messages whose receipts changed."""
+    counts = (
+        Receipt.objects.filter(message__in=messages)
+        .values("message_id")
+        .annotate(
+            undelivered=Count("pk", filter=Q(delivered_at__isnull=True)),
+            unread=Count("pk", filter=Q(read_at__isnull=True)),
+        )
+    )
+    status_of: dict[uuid.UUID, str] = {}
+    for row in counts:
+        if row["unread"] == 0:
+            status_of[row["message_id"]] = MessageStatus.READ
+        elif row["undelivered"] == 0:
+            status_of[row["message_id"]] = MessageStatus.DELIVERED
+        else:
+            status_of[row["message_id"]] = MessageStatus.SENT
+    changed: dict[str, list[uuid.UUID]] = {}
+    for message in messages:
+        status = status_of.get(message.pk, message.status)
+        if status != message.status:
+            message.status = status
+            changed.setdefault(status, []).append(message.pk)
+    for status, ids in changed.items():
+        Message.objects.filter(pk__in=ids).update(status=status)
+
+
+def _announce_status(
+    message: Message, status: str, user: AbstractBaseUser, at: datetime, up_to_seq: int | None = None
+) -> None:
+    outbox_enqueue(
+        topic=MESSAGE_STATUS_EVENTS,
+        payload=MessageStatusEvent(
+            message_id=str(message.pk),
+            conversation_id=str(message.conversation_id),
+            status=str(status),
+            user_id=str(user.pk),
+            sender_id=str(message.sender_id),
+            timestamp=iso_utc(at),
+            up_to_seq=up_to_seq,
+        ),
     )

@@ -12,6 +12,6 @@ from .services import notification_store
 
 
 async def store_and_push_notification(event: NotificationEvent, info: RecordInfo) -> None:
-    """Store the notification (idempotent by id) and push it to the user's sockets."""
+    """Store the notification (idempotent by id and version) and push it to the user's sockets."""
     await database_sync_to_async(notification_store)(event=event)
     await push_frame([event.user_id], {"type": "notification", "notification": event.to_dict()})

@@ -26,10 +26,25 @@ class Notification(models.Model):
     related_entity_id = models.CharField(max_length=64, null=True, blank=True)
     read = models.BooleanField(default=False, db_index=True)
     created_at = models.DateTimeField(db_index=True)
+    # Versions a record: a record older than what is stored never overwrites it.
+    updated_at = models.DateTimeField()
+    # NEW_MESSAGE coalescing: the conversation and the seq range this notification covers.
+    conversation = models.ForeignKey(
+        "messaging.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    first_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    last_seq = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["user", "-created_at"], name="notification_user_recent")]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="notification_user_recent"),
+            models.Index(
+                fields=["user", "conversation"],
+                condition=models.Q(read=False, type="NEW_MESSAGE"),
+                name="notification_unread_new_msg",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} for {self.user_id}: {self.title}"

@@ -1,41 +1,39 @@
-"""Writes of notifications."""
+"""Writes of notifications.
+
+Every notification this system creates is stored and queued for the
+notifications topic in one transaction (`_publish`); the bridge's consumer
+then stores the record by id (a no-op for our own, the real store for other
+producers') and pushes it to the user's sockets. A record carries
+`updatedAt`, and an older version never overwrites a newer one, so
+redelivery and reordering change nothing.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from chat_project.errors import NotFound, ValidationFailed
 from kafka_bridge.outbox import outbox_enqueue
+from kafka_bridge.payloads import ChatMessage
 from kafka_bridge.payloads import Notification as NotificationEvent
 from kafka_bridge.topics import NOTIFICATIONS
+from messaging.models import Conversation, Message
 from messaging.services import parse_uuid
 from messaging.wire import iso_utc
 
 from .models import Notification
 
+User = get_user_model()
 
-def notification_store(*, event: NotificationEvent) -> Notification:
-    """Store a notifications record by its id: the same record twice stores it once."""
-    created_at = parse_datetime(event.created_at)
-    if created_at is None:
-        raise ValidationFailed({"createdAt": "Not an ISO 8601 time."})
-    notification, _ = Notification.objects.update_or_create(
-        id=event.id,
-        defaults={
-            "user_id": int(event.user_id),
-            "type": event.type,
-            "title": event.title[:200],
-            "content": event.content,
-            "related_entity_id": event.related_entity_id,
-            "read": event.read,
-            "created_at": created_at,
-        },
-    )
-    return notification
+SYSTEM_BATCH_SIZE = 500
 
 
 def notification_wire(notification: Notification) -> NotificationEvent:
@@ -49,7 +47,157 @@ def notification_wire(notification: Notification) -> NotificationEvent:
         related_entity_id=notification.related_entity_id,
         read=notification.read,
         created_at=iso_utc(notification.created_at),
+        updated_at=iso_utc(notification.updated_at),
     )
+
+
+def _publish(notification: Notification) -> None:
+    """Stamp, save and queue a notification; must run inside the caller's transaction."""
+    # Millisecond precision, as on the wire, and strictly increasing per notification.
+    now = timezone.now()
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    if notification.updated_at is not None and now <= notification.updated_at:
+        now = notification.updated_at + timedelta(milliseconds=1)
+    notification.updated_at = now
+    notification.save()
+    outbox_enqueue(topic=NOTIFICATIONS, payload=notification_wire(notification))
+
+
+def _parse_time(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValidationFailed({field: "Not an ISO 8601 time."})
+    return parsed
+
+
+### Storing records from the topic ###
+
+
+def notification_store(*, event: NotificationEvent) -> bool:
+    """Store a notifications record by id, unless a newer version is stored; return whether it changed."""
+    created_at = _parse_time(event.created_at, "createdAt")
+    updated_at = _parse_time(event.updated_at, "updatedAt") or created_at
+    fields = {
+        "user_id": int(event.user_id),
+        "type": event.type,
+        "title": event.title[:200],
+        "content": event.content,
+        "related_entity_id": event.related_entity_id,
+        "read": event.read,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+    with transaction.atomic():
+        stored = Notification.objects.select_for_update().filter(pk=event.id).first()
+        if stored is None:
+            _, created = Notification.objects.get_or_create(pk=event.id, defaults=fields)
+            return created
+        if event.updated_at is None or stored.updated_at >= updated_at:
+            return False  # a repeat, or older than what we have
+        Notification.objects.filter(pk=stored.pk).update(**fields)
+        return True
+
+
+### NEW_MESSAGE ###
+
+
+def notification_for_new_message(*, user_id: int | str, event: ChatMessage) -> Notification | None:
+    """Tell an offline recipient about a message, coalescing into its unread notification.
+
+    Idempotent: a message the notification already covers (a redelivered
+    record) changes nothing and returns None.
+    """
+    with transaction.atomic():
+        conversation = Conversation.objects.filter(pk=event.conversation_id).first()
+        if conversation is None:
+            return None
+        current = (
+            Notification.objects.select_for_update()
+            .filter(user_id=user_id, conversation=conversation, type=Notification.Type.NEW_MESSAGE, read=False)
+            .order_by("-created_at")
+            .first()
+        )
+        if current is not None and current.last_seq is not None and event.seq <= current.last_seq:
+            return None
+        if current is None:
+            current = Notification(
+                user_id=user_id,
+                type=Notification.Type.NEW_MESSAGE,
+                conversation=conversation,
+                first_seq=event.seq,
+                created_at=timezone.now(),
+            )
+        current.last_seq = event.seq
+        current.related_entity_id = event.message_id
+        current.title, current.content = _new_message_text(current, conversation, int(user_id))
+        _publish(current)
+        return current
+
+
+def _new_message_text(notification: Notification, conversation: Conversation, user_id: int) -> tuple[str, str]:
+    covered = Message.objects.filter(
+        conversation=conversation, seq__gte=notification.first_seq, seq__lte=notification.last_seq
+    ).exclude(sender_id=user_id)
+    senders = list(covered.order_by().values_list("sender__username", flat=True).distinct()[:2])
+    count = covered.count()
+    place = f"from {senders[0]}" if len(senders) == 1 else f"in {conversation.title or 'a group'}"
+    if count <= 1:
+        latest = covered.order_by("-seq").values_list("content", flat=True).first() or ""
+        return f"New message {place}", latest[:200]
+    return f"{count} new messages {place}", f"{count} new messages {place}"
+
+
+### SYSTEM ###
+
+
+def notification_send_system(*, user: AbstractBaseUser, title: str, content: str) -> Notification:
+    """Send a SYSTEM notification to one user."""
+    title, content = _clean_system_text(title, content)
+    with transaction.atomic():
+        notification = Notification(
+            user_id=user.pk, type=Notification.Type.SYSTEM, title=title, content=content, created_at=timezone.now()
+        )
+        _publish(notification)
+    return notification
+
+
+def notification_broadcast_system(*, title: str, content: str) -> Iterator[int]:
+    """Send a SYSTEM notification to every active user, in batches; yield how many each batch sent."""
+    title, content = _clean_system_text(title, content)
+    user_ids = User.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True)
+    batch: list[int] = []
+    for user_id in user_ids.iterator(chunk_size=SYSTEM_BATCH_SIZE):
+        batch.append(user_id)
+        if len(batch) == SYSTEM_BATCH_SIZE:
+            yield _send_system_batch(batch, title, content)
+            batch = []
+    if batch:
+        yield _send_system_batch(batch, title, content)
+
+
+def _send_system_batch(user_ids: list[int], title: str, content: str) -> int:
+    with transaction.atomic():
+        now = timezone.now()
+        for user_id in user_ids:
+            _publish(
+                Notification(
+                    user_id=user_id, type=Notification.Type.SYSTEM, title=title, content=content, created_at=now
+                )
+            )
+    return len(user_ids)
+
+
+def _clean_system_text(title: Any, content: Any) -> tuple[str, str]:
+    if not isinstance(title, str) or not 1 <= len(title.strip()) <= 200:
+        raise ValidationFailed({"title": "Must be 1 to 200 characters."})
+    if not isinstance(content, str) or len(content) > 4000:
+        raise ValidationFailed({"content": "Must be at most 4000 characters."})
+    return title.strip(), content.strip()
+
+
+### Reading state ###
 
 
 def notification_mark_read(*, user: AbstractBaseUser, notification_id: Any) -> None:
@@ -62,16 +210,14 @@ def notification_mark_read(*, user: AbstractBaseUser, notification_id: Any) -> N
             raise NotFound()
         if not notification.read:
             notification.read = True
-            notification.save(update_fields=["read"])
-            outbox_enqueue(topic=NOTIFICATIONS, payload=notification_wire(notification))
+            _publish(notification)
 
 
 def notifications_mark_all_read(*, user: AbstractBaseUser) -> int:
     """Mark all of the user's notifications read; return how many changed."""
     with transaction.atomic():
         unread = list(Notification.objects.select_for_update().filter(user_id=user.pk, read=False))
-        Notification.objects.filter(pk__in=[n.pk for n in unread]).update(read=True)
         for notification in unread:
             notification.read = True
-            outbox_enqueue(topic=NOTIFICATIONS, payload=notification_wire(notification))
+            _publish(notification)
     return len(unread)
