@@ -142,13 +142,16 @@ STORAGES = {
 ### Channels ###
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Names every key and pub/sub channel this deployment uses, so that several
+# deployments can share one Redis (pub/sub ignores database numbers).
+REDIS_PREFIX = env("REDIS_PREFIX", "chat")
 
 # The pub/sub layer is used because the core layer drops group messages
 # silently once a channel holds `capacity` of them (see benchmarks/).
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX},
     }
 }
 

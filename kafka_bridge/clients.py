@@ -15,7 +15,13 @@ logger = logging.getLogger(__name__)
 
 def base_config() -> dict[str, Any]:
     """Return the settings every client shares: brokers and security."""
-    return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, **settings.KAFKA_SECURITY}
+    return {
+        "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+        # librdkafka backs off up to 10 s between reconnects by default; a chat
+        # should notice a returning broker within a second.
+        "reconnect.backoff.max.ms": 1000,
+        **settings.KAFKA_SECURITY,
+    }
 
 
 def producer_config() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Who is online, across all web processes, kept in Redis.
 
-Each open socket is a member of the sorted set `presence:<user id>`, scored
+Each open socket is a member of the sorted set `<prefix>:presence:<user id>`, scored
 with the time of its last heartbeat. A user is online while any socket's
 heartbeat is younger than CHAT_PRESENCE_TTL_SECONDS; the socket refreshes it
 three times per TTL and removes itself when it closes. A web process that
@@ -39,7 +39,7 @@ def heartbeat_seconds() -> float:
 
 
 def presence_key(user_id: int | str) -> str:
-    return f"presence:{user_id}"
+    return f"{settings.REDIS_PREFIX}:presence:{user_id}"
 
 
 async def presence_mark(user_id: int | str, socket_id: str) -> None:

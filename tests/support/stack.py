@@ -49,6 +49,29 @@ def recreate_database(server_url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def start_group_at_end(group: str) -> None:
+    """Commit a new consumer group's offsets at the topics' current ends.
+
+    Stacks share one broker: a new stack's bridge must not replay the records
+    earlier stacks produced (their user ids mean other users here).
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    from kafka_bridge.topics import ALL_TOPICS
+
+    consumer = Consumer({"bootstrap.servers": require_env("KAFKA_BOOTSTRAP_SERVERS"), "group.id": group})
+    try:
+        offsets = []
+        for topic in ALL_TOPICS:
+            partitions = consumer.list_topics(topic.name, timeout=10).topics[topic.name].partitions
+            for partition in partitions:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic.name, partition), timeout=10)
+                offsets.append(TopicPartition(topic.name, partition, high))
+        consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()
+
+
 @dataclass
 class Proc:
     name: str
@@ -99,6 +122,7 @@ class Stack:
         stack = cls(name=name, database_url=database_url, extra_env=extra_env)
         stack.manage("migrate", "--noinput")
         stack.manage("kafka_topics")
+        start_group_at_end(stack.env()["KAFKA_CONSUMER_GROUP"])
         return stack
 
     def env(self) -> dict[str, str]:
@@ -113,8 +137,9 @@ class Stack:
                 "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "OUTBOX_RELAY_AUTOSTART": "1",
                 "PYTHONUNBUFFERED": "1",
-                # Every stack consumes from the start of the topics in a group of its own.
+                # Stacks share the broker and Redis, never each other's records or groups.
                 "KAFKA_CONSUMER_GROUP": f"communication-service-group-{self.name}",
+                "REDIS_PREFIX": f"chat-{self.name}",
             }
         )
         env.update(self.extra_env)

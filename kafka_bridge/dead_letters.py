@@ -1,0 +1,140 @@
+"""Dead letters: records a consumer loop could not process, parked in `<topic>.DLT`.
+
+Operators list them (with the error and where each came from) and replay
+them to their original topic once the cause is fixed. Replaying commits the
+dead-letter offsets in a consumer group of its own, so a record is replayed
+once, and listing shows what is still waiting by default.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from .clients import consumer_config, producer_config
+from .loop import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
+from .topics import TOPICS_BY_NAME, Topic
+
+REPLAY_GROUP = "dead-letter-replay"
+DLT_HEADER_PREFIX = "dlt."
+TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+    def header(self, name: str) -> str:
+        """Return a header as text ('' when absent)."""
+        for key, value in self.headers:
+            if key == name:
+                return (value or b"").decode(errors="replace")
+        return ""
+
+    @property
+    def error(self) -> str:
+        return self.header(H_ERROR)
+
+    @property
+    def origin(self) -> str:
+        return f"{self.header(H_TOPIC)}[{self.header(H_PARTITION)}]@{self.header(H_OFFSET)}"
+
+
+def topic_named(name: str) -> Topic:
+    """Return the registered topic with this name, or raise KeyError."""
+    return TOPICS_BY_NAME[name]
+
+
+def read_dead_letters(topic: Topic, *, include_replayed: bool = False) -> Iterator[DeadLetter]:
+    """Yield the dead letters of a topic, by default only those not replayed yet."""
+    # A throwaway group for reading, so that listing never moves any offset.
+    reader = Consumer({**consumer_config(f"dead-letter-reader-{uuid.uuid4().hex}"), "enable.partition.eof": True})
+    committed_reader = Consumer(consumer_config(REPLAY_GROUP))
+    try:
+        metadata = reader.list_topics(topic.dead_letter, timeout=TIMEOUT_SECONDS)
+        partitions = sorted(metadata.topics[topic.dead_letter].partitions)
+        starts = [TopicPartition(topic.dead_letter, p, OFFSET_BEGINNING) for p in partitions]
+        if not include_replayed:
+            committed = committed_reader.committed(
+                [TopicPartition(topic.dead_letter, p) for p in partitions], timeout=TIMEOUT_SECONDS
+            )
+            starts = [
+                TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                for tp in committed
+            ]
+        ends = {
+            p: reader.get_watermark_offsets(TopicPartition(topic.dead_letter, p), timeout=TIMEOUT_SECONDS)[1]
+            for p in partitions
+        }
+        pending = {tp.partition for tp in starts if ends[tp.partition] > max(tp.offset, 0)}
+        if not pending:
+            return
+        reader.assign(starts)
+        while pending:
+            msg = reader.poll(TIMEOUT_SECONDS)
+            if msg is None:
+                break
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                    continue
+                raise RuntimeError(str(msg.error()))
+            yield DeadLetter(msg.partition(), msg.offset(), msg.key(), msg.value(), list(msg.headers() or []))
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                pending.discard(msg.partition())
+    finally:
+        reader.close()
+        committed_reader.close()
+
+
+def replay_dead_letters(topic: Topic, *, offsets: set[tuple[int, int]] | None = None) -> int:
+    """Send waiting dead letters back to their topic: all, or the given (partition, offset)s; return how many."""
+    waiting = list(read_dead_letters(topic))
+    chosen = [w for w in waiting if offsets is None or (w.partition, w.offset) in offsets]
+    if not chosen:
+        return 0
+    producer = Producer(producer_config())
+    failures: list[KafkaError] = []
+    for letter in chosen:
+        producer.produce(
+            topic.name,
+            key=letter.key,
+            value=letter.value,
+            headers=[(k, v) for k, v in letter.headers if not k.startswith(DLT_HEADER_PREFIX)],
+            on_delivery=lambda err, _msg: failures.append(err) if err else None,
+        )
+    producer.flush(TIMEOUT_SECONDS * 3)
+    if failures:
+        raise RuntimeError(f"{len(failures)} record(s) could not be replayed: {failures[0]}")
+    _mark_replayed(topic, waiting, {(c.partition, c.offset) for c in chosen})
+    return len(chosen)
+
+
+def _mark_replayed(topic: Topic, waiting: list[DeadLetter], replayed: set[tuple[int, int]]) -> None:
+    # The replay group's offset moves over the replayed records at the head of
+    # each partition; one left waiting before them keeps the rest listed.
+    commit: dict[int, int] = {}
+    blocked: set[int] = set()
+    for letter in sorted(waiting, key=lambda w: (w.partition, w.offset)):
+        if letter.partition in blocked:
+            continue
+        if (letter.partition, letter.offset) in replayed:
+            commit[letter.partition] = letter.offset + 1
+        else:
+            blocked.add(letter.partition)
+    if not commit:
+        return
+    committer = Consumer(consumer_config(REPLAY_GROUP))
+    try:
+        committer.commit(
+            offsets=[TopicPartition(topic.dead_letter, p, o) for p, o in commit.items()], asynchronous=False
+        )
+    finally:
+        committer.close()

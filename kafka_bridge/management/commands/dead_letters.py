@@ -1,0 +1,47 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from kafka_bridge.dead_letters import read_dead_letters, replay_dead_letters
+from kafka_bridge.topics import TOPICS_BY_NAME
+
+
+def parse_offset(raw: str) -> tuple[int, int]:
+    partition, _, offset = raw.partition(":")
+    try:
+        return int(partition), int(offset)
+    except ValueError:
+        raise CommandError(f"--offset takes PARTITION:OFFSET, not {raw!r}") from None
+
+
+class Command(BaseCommand):
+    help = "List or replay records that the bridge parked in a dead-letter topic (<topic>.DLT)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        listing = sub.add_parser("list", help="Show dead letters waiting for replay.")
+        listing.add_argument("topic", choices=sorted(TOPICS_BY_NAME))
+        listing.add_argument("--all", action="store_true", help="Include those already replayed.")
+        replay = sub.add_parser("replay", help="Send dead letters back to their original topic.")
+        replay.add_argument("topic", choices=sorted(TOPICS_BY_NAME))
+        which = replay.add_mutually_exclusive_group(required=True)
+        which.add_argument("--all", action="store_true", help="Replay every waiting dead letter.")
+        which.add_argument("--offset", action="append", help="PARTITION:OFFSET of one dead letter (repeatable).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        topic = TOPICS_BY_NAME[options["topic"]]
+        try:
+            if options["action"] == "list":
+                count = 0
+                for letter in read_dead_letters(topic, include_replayed=options["all"]):
+                    count += 1
+                    self.stdout.write(f"{letter.partition}:{letter.offset}  from {letter.origin}  {letter.error}")
+                self.stdout.write(f"{count} dead letter(s) in {topic.dead_letter}")
+            else:
+                offsets = None if options["all"] else {parse_offset(o) for o in options["offset"]}
+                replayed = replay_dead_letters(topic, offsets=offsets)
+                self.stdout.write(self.style.SUCCESS(f"replayed {replayed} dead letter(s) to {topic.name}"))
+        except CommandError:
+            raise
+        except Exception as exc:
+            raise CommandError(f"{type(exc).__name__}: {exc}") from exc

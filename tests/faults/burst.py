@@ -1,0 +1,261 @@
+"""A burst of chat traffic that survives faults, and the checks that nothing was lost.
+
+Senders send over real WebSockets and, like a real client, reconnect after a
+close and resend an unacknowledged message with the same clientMessageId.
+Receivers, like a real client, `sync` after every (re)connect, confirm what
+they hold with `message.received`, and drop repeats by id. At the end every
+receiver must hold every message, the database must hold each exactly once
+with gapless seqs, and each sender's messages must have arrived live in
+order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.support.client import User, conversation, register, ws_url
+from tests.support.stack import Stack
+
+ACK_TIMEOUT = 60.0
+
+
+async def open_socket(user: User) -> Any:
+    """Connect, retrying while the web server is away."""
+    while True:
+        try:
+            return await connect(
+                ws_url(user.base), additional_headers={"Authorization": f"Token {user.token}"}, open_timeout=5
+            )
+        except (OSError, InvalidStatus, TimeoutError, ConnectionClosed):
+            await asyncio.sleep(0.2)
+
+
+@dataclass
+class Sender:
+    user: User
+    conversations: list[str]
+    count: int
+    acked: list[dict[str, Any]] = field(default_factory=list)
+    reconnects: int = 0
+
+    async def run(self) -> None:
+        """Send `count` messages round-robin over the conversations, each acked once."""
+        socket = await open_socket(self.user)
+        i = 0
+        while i < self.count:
+            client_id = f"{self.user.id}-{i}"
+            frame = {
+                "type": "message.send",
+                "conversationId": self.conversations[i % len(self.conversations)],
+                "content": f"{self.user.username} #{i}",
+                "clientMessageId": client_id,
+                "requestId": client_id,
+            }
+            try:
+                await socket.send(json.dumps(frame))
+                ack = await self._ack(socket, client_id)
+            except (ConnectionClosed, TimeoutError, OSError):
+                # The same clientMessageId again: stored once, whatever happened.
+                self.reconnects += 1
+                socket = await open_socket(self.user)
+                continue
+            self.acked.append(ack["message"])
+            i += 1
+        await socket.close()
+
+    async def _ack(self, socket: Any, client_id: str) -> dict[str, Any]:
+        async with asyncio.timeout(ACK_TIMEOUT):
+            while True:
+                frame = json.loads(await socket.recv())
+                if frame.get("requestId") == client_id:
+                    assert frame["type"] == "message.ack", frame
+                    return frame
+
+
+@dataclass
+class Receiver:
+    user: User
+    live: list[dict[str, Any]] = field(default_factory=list)
+    live_at: list[float] = field(default_factory=list)
+    synced: list[dict[str, Any]] = field(default_factory=list)
+    close_codes: list[int | None] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def ids(self) -> set[str]:
+        return {m["id"] for m in self.live} | {m["id"] for m in self.synced}
+
+    @property
+    def repeats(self) -> int:
+        return len(self.live) + len(self.synced) - len(self.ids)
+
+    async def run(self) -> None:
+        """Stay connected: sync after every (re)connect, then take messages live, confirming them."""
+        while not self.stopping.is_set():
+            socket = await open_socket(self.user)
+            try:
+                await self._sync(socket)
+                while not self.stopping.is_set():
+                    try:
+                        raw = await asyncio.wait_for(socket.recv(), 0.2)
+                    except TimeoutError:
+                        continue
+                    frame = json.loads(raw)
+                    if frame.get("type") == "message.new":
+                        self.live.append(frame["message"])
+                        self.live_at.append(time.monotonic())
+                        await socket.send(
+                            json.dumps({"type": "message.received", "messageIds": [frame["message"]["id"]]})
+                        )
+            except ConnectionClosed:
+                pass
+            finally:
+                self.close_codes.append(socket.close_code)
+                await socket.close()
+
+    async def _sync(self, socket: Any) -> None:
+        # Frames that arrive during a sync are sync's: live order is judged outside of it.
+        while True:
+            request_id = uuid.uuid4().hex
+            await socket.send(json.dumps({"type": "sync", "requestId": request_id}))
+            batch: list[dict[str, Any]] = []
+            while True:
+                frame = json.loads(await socket.recv())
+                if frame.get("type") == "message.new":
+                    batch.append(frame["message"])
+                elif frame.get("type") == "sync.done" and frame.get("requestId") == request_id:
+                    break
+            self.synced.extend(batch)
+            if batch:
+                await socket.send(json.dumps({"type": "message.received", "messageIds": [m["id"] for m in batch]}))
+            if not frame["more"]:
+                return
+
+    async def final_sync(self) -> None:
+        """Pick up anything not yet held, as a client does after a reconnect."""
+        socket = await open_socket(self.user)
+        try:
+            await self._sync(socket)
+        finally:
+            await socket.close()
+
+
+@dataclass
+class Burst:
+    """Four senders and two receivers in three group conversations."""
+
+    stack: Stack
+    base: str
+    per_sender: int = 250
+    senders: list[Sender] = field(default_factory=list)
+    receivers: list[Receiver] = field(default_factory=list)
+    conversation_ids: list[str] = field(default_factory=list)
+    receiver_tasks: list[asyncio.Task] = field(default_factory=list)
+
+    @classmethod
+    def prepare(cls, stack: Stack, base: str, senders: int = 4, per_sender: int = 250) -> Burst:
+        burst = cls(stack, base, per_sender)
+        sender_users = [register(base, f"sender{i}") for i in range(senders)]
+        receiver_users = [register(base, f"receiver{i}") for i in range(2)]
+        members = sender_users + receiver_users
+        burst.conversation_ids = [conversation(members[0], *members[1:], title=f"burst {n}")["id"] for n in range(3)]
+        burst.senders = [Sender(u, burst.conversation_ids, per_sender) for u in sender_users]
+        burst.receivers = [Receiver(u) for u in receiver_users]
+        return burst
+
+    @property
+    def total(self) -> int:
+        return self.per_sender * len(self.senders)
+
+    def sent(self) -> int:
+        return sum(len(s.acked) for s in self.senders)
+
+    async def start_receivers(self) -> None:
+        self.receiver_tasks = [asyncio.create_task(r.run()) for r in self.receivers]
+
+    async def send_all(self) -> None:
+        await asyncio.gather(*(s.run() for s in self.senders))
+
+    async def wait_sent(self, at_least: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.sent() < at_least:
+            assert time.monotonic() < deadline, f"only {self.sent()} sent"
+            await asyncio.sleep(0.05)
+
+    async def wait_delivered(self, timeout: float = 180) -> float:
+        """Wait until every receiver holds every message; return when that happened (monotonic)."""
+        want = {m["id"] for s in self.senders for m in s.acked}
+        deadline = time.monotonic() + timeout
+        while any(want - r.ids for r in self.receivers):
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        done = time.monotonic()
+        for r in self.receivers:
+            r.stopping.set()
+        await asyncio.gather(*self.receiver_tasks, return_exceptions=True)
+        for r in self.receivers:
+            await r.final_sync()
+        return done
+
+    def first_live_after(self, moment: float) -> float:
+        """Seconds from `moment` until any receiver got a message live again."""
+        return round(min((t for r in self.receivers for t in r.live_at if t >= moment), default=moment) - moment, 1)
+
+    def verify(self) -> dict[str, Any]:
+        """Check the outcome; return the figures."""
+        acked = {m["id"]: m for s in self.senders for m in s.acked}
+        assert len(acked) == self.total, f"{len(acked)} distinct acks for {self.total} sends"
+        rows = self.stack.query(
+            "SELECT conversation_id::text, seq, sender_id::text, client_message_id, id::text "
+            "FROM messaging_message WHERE conversation_id::text = ANY(%s) ORDER BY conversation_id, seq",
+            self.conversation_ids,
+        )
+        stored_twice = len(rows) - len({(r[2], r[3]) for r in rows})
+        assert stored_twice == 0 and len(rows) == self.total, f"{len(rows)} rows stored for {self.total} sends"
+        by_conversation: dict[str, list[int]] = {}
+        for conversation_id, seq, *_ in rows:
+            by_conversation.setdefault(conversation_id, []).append(seq)
+        for seqs in by_conversation.values():
+            assert seqs == list(range(1, len(seqs) + 1)), "seq has gaps or repeats"
+        # Each sender's messages got seqs in the order they were sent.
+        for sender in self.senders:
+            for conversation_id in self.conversation_ids:
+                seqs = [m["seq"] for m in sender.acked if m["conversationId"] == conversation_id]
+                assert seqs == sorted(seqs)
+        lost = 0
+        for receiver in self.receivers:
+            missing = set(acked) - receiver.ids
+            lost += len(missing)
+            unknown = receiver.ids - set(acked)
+            assert not unknown, f"{receiver.user.username} got messages nobody sent"
+            # Live order per sender and conversation, after dropping repeats as a client does.
+            seen: set[str] = set()
+            last: dict[tuple[str, str], int] = {}
+            for message in receiver.live:
+                if message["id"] in seen:
+                    continue
+                seen.add(message["id"])
+                key = (message["senderId"], message["conversationId"])
+                assert message["seq"] > last.get(key, 0), "a sender's messages arrived out of order"
+                last[key] = message["seq"]
+        assert lost == 0, f"{lost} message deliveries lost"
+        return {
+            "sent": self.total,
+            "delivered": min(len(r.ids) for r in self.receivers),
+            "lost": lost,
+            "stored twice": stored_twice,
+            "repeats dropped by id": sum(r.repeats for r in self.receivers),
+            "recovered by sync": sum(
+                len({m["id"] for m in r.synced} - {m["id"] for m in r.live}) for r in self.receivers
+            ),
+            "sender reconnects": sum(s.reconnects for s in self.senders),
+        }
