@@ -1,4 +1,4 @@
-"""The bridge process: one consumer loop per topic, plus an outbox relay.
+"""The bridge process: the consumer loops of the four topics, plus an outbox relay.
 
 `run_kafka_bridge` calls `run_bridge`; it wires topics to their handlers
 and owns the signal handling: SIGTERM or SIGINT lets every loop finish the
@@ -11,10 +11,17 @@ import asyncio
 import logging
 import signal
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from confluent_kafka import Producer
+from django.conf import settings
 
-from messaging.handlers import deliver_chat_message, deliver_status_event, deliver_typing
+from messaging.handlers import (
+    deliver_chat_message,
+    deliver_status_event,
+    deliver_typing,
+    notify_offline_recipients,
+)
 from notifications.handlers import store_and_push_notification
 
 from .clients import producer_config
@@ -24,16 +31,30 @@ from .topics import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS, NOTIFICATIONS, TYPING_
 
 logger = logging.getLogger(__name__)
 
-HANDLERS: dict[str, tuple[Topic, Handler]] = {
-    CHAT_MESSAGES.name: (CHAT_MESSAGES, deliver_chat_message),
-    MESSAGE_STATUS_EVENTS.name: (MESSAGE_STATUS_EVENTS, deliver_status_event),
-    TYPING_EVENTS.name: (TYPING_EVENTS, deliver_typing),
-    NOTIFICATIONS.name: (NOTIFICATIONS, store_and_push_notification),
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """One consumer loop of the bridge: a topic, its handler, and its consumer group."""
+
+    topic: Topic
+    handler: Handler
+    # Appended to the consumer group; a loop with a purpose of its own gets a group of its own.
+    group_suffix: str = ""
+
+
+LOOPS: dict[str, LoopSpec] = {
+    "chat-messages": LoopSpec(CHAT_MESSAGES, deliver_chat_message),
+    "message-status-events": LoopSpec(MESSAGE_STATUS_EVENTS, deliver_status_event),
+    "typing-events": LoopSpec(TYPING_EVENTS, deliver_typing),
+    "notifications": LoopSpec(NOTIFICATIONS, store_and_push_notification),
+    # Reads chat-messages again, for offline recipients, so that notification
+    # work never holds up live delivery.
+    "offline-notifications": LoopSpec(CHAT_MESSAGES, notify_offline_recipients, "-offline-notifications"),
 }
 
 
-async def run_bridge(topic_names: Iterable[str], *, group_id: str | None = None, relay: bool = True) -> None:
-    """Consume the named topics until SIGTERM or SIGINT, then stop cleanly."""
+async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, relay: bool = True) -> None:
+    """Run the named loops until SIGTERM or SIGINT, then stop cleanly."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -42,9 +63,10 @@ async def run_bridge(topic_names: Iterable[str], *, group_id: str | None = None,
     if relay:
         process_relay().start()
     dead_letters = Producer(producer_config())
+    group = group_id or settings.KAFKA_CONSUMER_GROUP
     loops = [
-        TopicLoop(topic, handler, dead_letter_producer=dead_letters, group_id=group_id)
-        for topic, handler in (HANDLERS[name] for name in topic_names)
+        TopicLoop(spec.topic, spec.handler, dead_letter_producer=dead_letters, group_id=group + spec.group_suffix)
+        for spec in (LOOPS[name] for name in loop_names)
     ]
     logger.info("Bridge running: %s", ", ".join(t.topic.name for t in loops))
     try:

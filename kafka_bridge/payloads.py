@@ -95,6 +95,8 @@ class ChatMessage(Payload):
     seq: int
     client_message_id: str
     created_at: str
+    # Added to the seed's payload: for notifications that name the sender.
+    sender_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

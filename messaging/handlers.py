@@ -21,7 +21,7 @@ from .wire import message_wire_from_event
 
 
 async def deliver_chat_message(event: ChatMessage, info: RecordInfo) -> None:
-    """Push `message.new` to every recipient and to the sender's other sockets; notify offline recipients."""
+    """Push `message.new` to every recipient and to the sender's other sockets."""
     frame = {"type": "message.new", "message": message_wire_from_event(event)}
     await push_frame(
         [*event.recipient_ids, event.sender_id],
@@ -29,6 +29,14 @@ async def deliver_chat_message(event: ChatMessage, info: RecordInfo) -> None:
         # The sending socket already has the message in its message.ack.
         exclude_channel=info.headers.get(ORIGIN_CHANNEL_HEADER),
     )
+
+
+async def notify_offline_recipients(event: ChatMessage, info: RecordInfo) -> None:
+    """Give each recipient without an open socket a NEW_MESSAGE notification.
+
+    Runs in a consumer group of its own, so this database work never delays
+    live delivery.
+    """
     online = await online_user_ids(event.recipient_ids)
     for user_id in event.recipient_ids:
         if user_id not in online:

@@ -56,4 +56,5 @@ def chat_message_event(message: Message, recipient_ids: list[str]) -> ChatMessag
         seq=message.seq,
         client_message_id=message.client_message_id,
         created_at=iso_utc(message.created_at),
+        sender_name=message.sender.get_username(),
     )

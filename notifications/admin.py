@@ -72,6 +72,8 @@ class NotificationAdmin(admin.ModelAdmin):
         "conversation",
         "first_seq",
         "last_seq",
+        "message_count",
+        "sender_name",
         "read",
         "created_at",
         "updated_at",

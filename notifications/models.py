@@ -34,6 +34,9 @@ class Notification(models.Model):
     )
     first_seq = models.PositiveBigIntegerField(null=True, blank=True)
     last_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    message_count = models.PositiveIntegerField(default=0)
+    # The one sender of the covered messages; blank once several have written.
+    sender_name = models.CharField(max_length=150, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -25,7 +25,7 @@ from kafka_bridge.outbox import outbox_enqueue
 from kafka_bridge.payloads import ChatMessage
 from kafka_bridge.payloads import Notification as NotificationEvent
 from kafka_bridge.topics import NOTIFICATIONS
-from messaging.models import Conversation, Message
+from messaging.models import Conversation
 from messaging.services import parse_uuid
 from messaging.wire import iso_utc
 
@@ -110,43 +110,51 @@ def notification_for_new_message(*, user_id: int | str, event: ChatMessage) -> N
     record) changes nothing and returns None.
     """
     with transaction.atomic():
-        conversation = Conversation.objects.filter(pk=event.conversation_id).first()
-        if conversation is None:
-            return None
         current = (
             Notification.objects.select_for_update()
-            .filter(user_id=user_id, conversation=conversation, type=Notification.Type.NEW_MESSAGE, read=False)
+            .filter(
+                user_id=user_id,
+                conversation_id=event.conversation_id,
+                type=Notification.Type.NEW_MESSAGE,
+                read=False,
+            )
             .order_by("-created_at")
             .first()
         )
         if current is not None and current.last_seq is not None and event.seq <= current.last_seq:
             return None
+        sender = event.sender_name or f"user {event.sender_id}"
         if current is None:
+            conversation = Conversation.objects.filter(pk=event.conversation_id).only("kind", "title").first()
+            if conversation is None:
+                return None
             current = Notification(
                 user_id=user_id,
                 type=Notification.Type.NEW_MESSAGE,
                 conversation=conversation,
                 first_seq=event.seq,
+                sender_name=sender,
                 created_at=timezone.now(),
             )
+        elif current.sender_name != sender:
+            current.sender_name = ""
         current.last_seq = event.seq
+        current.message_count += 1
         current.related_entity_id = event.message_id
-        current.title, current.content = _new_message_text(current, conversation, int(user_id))
+        current.title, current.content = _new_message_text(current, event)
         _publish(current)
         return current
 
 
-def _new_message_text(notification: Notification, conversation: Conversation, user_id: int) -> tuple[str, str]:
-    covered = Message.objects.filter(
-        conversation=conversation, seq__gte=notification.first_seq, seq__lte=notification.last_seq
-    ).exclude(sender_id=user_id)
-    senders = list(covered.order_by().values_list("sender__username", flat=True).distinct()[:2])
-    count = covered.count()
-    place = f"from {senders[0]}" if len(senders) == 1 else f"in {conversation.title or 'a group'}"
-    if count <= 1:
-        latest = covered.order_by("-seq").values_list("content", flat=True).first() or ""
-        return f"New message {place}", latest[:200]
-    return f"{count} new messages {place}", f"{count} new messages {place}"
+def _new_message_text(notification: Notification, event: ChatMessage) -> tuple[str, str]:
+    if notification.sender_name:
+        place = f"from {notification.sender_name}"
+    else:
+        title = Conversation.objects.filter(pk=event.conversation_id).values_list("title", flat=True).first()
+        place = f"in {title or 'a group'}"
+    if notification.message_count == 1:
+        return f"New message {place}", event.content[:200]
+    return f"{notification.message_count} new messages {place}", f"Latest: {event.content[:180]}"
 
 
 ### SYSTEM ###

@@ -46,7 +46,7 @@ async def test_bridge_killed_mid_burst(fault_stack: Stack, report):
         {
             **burst.verify(),
             "first live after restart s": burst.first_live_after(restarted),
-            "recovery s": round(done - restarted, 1),
+            "delivered s after last ack": round(done, 1),
         }
     )
 
@@ -78,7 +78,7 @@ async def test_broker_down_for_30_seconds_mid_burst(fault_stack: Stack, report):
             **burst.verify(),
             "acked during outage": acked_during_outage,
             "first live after restart s": burst.first_live_after(restarted),
-            "recovery s": round(done - restarted, 1),
+            "delivered s after last ack": round(done, 1),
         }
     )
 
@@ -99,7 +99,14 @@ async def test_web_server_restarted_mid_burst(fault_stack: Stack, report):
     figures = burst.verify()
     # SIGTERM closed every socket with 1001 (going away), so the clients reconnected and synced.
     assert all(1001 in r.close_codes for r in burst.receivers), [r.close_codes for r in burst.receivers]
-    report({**figures, "web shutdown s": round(shutdown_seconds, 1), "recovery s": round(done - restarted, 1)})
+    report(
+        {
+            **figures,
+            "web shutdown s": round(shutdown_seconds, 1),
+            "first live after restart s": burst.first_live_after(restarted),
+            "delivered s after last ack": round(done, 1),
+        }
+    )
 
 
 async def test_poison_records_go_to_the_dead_letter_topic(fault_stack: Stack, report):
@@ -180,19 +187,20 @@ async def test_poison_records_go_to_the_dead_letter_topic(fault_stack: Stack, re
 
 
 async def test_one_of_two_bridges_killed(fault_stack: Stack, report):
-    first = fault_stack.start_bridge("--topics", "chat-messages")
-    fault_stack.start_bridge("--topics", "chat-messages")
-    fault_stack.start_bridge("--topics", "message-status-events", "typing-events", "notifications")
+    first = fault_stack.start_bridge("--loops", "chat-messages")
+    fault_stack.start_bridge("--loops", "chat-messages")
+    fault_stack.start_bridge(
+        "--loops", "message-status-events", "typing-events", "notifications", "offline-notifications"
+    )
     _web, base = fault_stack.start_web()
     burst = Burst.prepare(fault_stack, base)
     await burst.start_receivers()
     sending = asyncio.create_task(burst.send_all())
     await burst.wait_sent(300)
     first.kill()
-    killed = time.monotonic()
     await sending
     done = await burst.wait_delivered()
-    report({**burst.verify(), "takeover and catch-up s": round(done - killed, 1)})
+    report({**burst.verify(), "delivered s after last ack": round(done, 1)})
 
 
 async def test_bridge_stops_cleanly_on_sigterm(fault_stack: Stack, report):

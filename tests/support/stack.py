@@ -122,7 +122,10 @@ class Stack:
         stack = cls(name=name, database_url=database_url, extra_env=extra_env)
         stack.manage("migrate", "--noinput")
         stack.manage("kafka_topics")
-        start_group_at_end(stack.env()["KAFKA_CONSUMER_GROUP"])
+        from kafka_bridge.bridge import LOOPS
+
+        for suffix in {spec.group_suffix for spec in LOOPS.values()}:
+            start_group_at_end(stack.env()["KAFKA_CONSUMER_GROUP"] + suffix)
         return stack
 
     def env(self) -> dict[str, str]:

@@ -1,8 +1,9 @@
 import asyncio
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from kafka_bridge.bridge import HANDLERS, run_bridge
+from kafka_bridge.bridge import LOOPS, run_bridge
 
 
 class Command(BaseCommand):
@@ -10,14 +11,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--topics",
+            "--loops",
             nargs="+",
-            choices=sorted(HANDLERS),
-            default=list(HANDLERS),
-            help="Consume only these topics (default: all four).",
+            choices=sorted(LOOPS),
+            default=list(LOOPS),
+            help="Run only these consumer loops (default: all).",
         )
         parser.add_argument("--group", default=None, help="Consumer group (default: KAFKA_CONSUMER_GROUP).")
         parser.add_argument("--no-relay", action="store_true", help="Do not relay the outbox from this process.")
 
-    def handle(self, *args: object, **options: object) -> None:
-        asyncio.run(run_bridge(options["topics"], group_id=options["group"], relay=not options["no_relay"]))
+    def handle(self, *args: Any, **options: Any) -> None:
+        asyncio.run(run_bridge(options["loops"], group_id=options["group"], relay=not options["no_relay"]))
