@@ -13,6 +13,7 @@ tolerate (every handler is idempotent).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import enum
 import fcntl
@@ -135,6 +136,7 @@ class OutboxRelay:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._exit_hook = False
 
     def start(self) -> None:
         """Start the thread if it is not running yet."""
@@ -143,6 +145,11 @@ class OutboxRelay:
                 self._stopping.clear()
                 self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
                 self._thread.start()
+                # Finish the pass in hand before the process exits, so that a
+                # record the broker took is not left in the outbox to go twice.
+                if not self._exit_hook:
+                    atexit.register(self.stop, 5.0)
+                    self._exit_hook = True
 
     def wake(self) -> None:
         """Ask for an immediate pass (called after a commit that wrote records)."""

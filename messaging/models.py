@@ -28,7 +28,7 @@ class Conversation(models.Model):
     direct_key = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     last_seq = models.PositiveBigIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     participants = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Participant", related_name="conversations")
 
     class Meta:
@@ -67,7 +67,7 @@ class Message(models.Model):
     seq = models.PositiveBigIntegerField()
     content = models.TextField()
     client_message_id = models.CharField(max_length=100)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.SENT)
 
     class Meta:

@@ -172,7 +172,7 @@ def message_send(
             )
             outbox_enqueue(
                 topic=CHAT_MESSAGES,
-                payload=chat_message_event(message, [str(uid) for uid in recipient_ids]),
+                payload=chat_message_event(message, [str(uid) for uid in recipient_ids], sender.get_username()),
                 headers={ORIGIN_CHANNEL_HEADER: origin_channel} if origin_channel else None,
             )
     except IntegrityError:

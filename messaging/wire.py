@@ -43,7 +43,7 @@ def message_wire_from_event(event: ChatMessage) -> dict[str, Any]:
     }
 
 
-def chat_message_event(message: Message, recipient_ids: list[str]) -> ChatMessage:
+def chat_message_event(message: Message, recipient_ids: list[str], sender_name: str) -> ChatMessage:
     """Build the chat-messages payload of a stored message."""
     return ChatMessage(
         message_id=str(message.id),
@@ -56,5 +56,5 @@ def chat_message_event(message: Message, recipient_ids: list[str]) -> ChatMessag
         seq=message.seq,
         client_message_id=message.client_message_id,
         created_at=iso_utc(message.created_at),
-        sender_name=message.sender.get_username(),
+        sender_name=sender_name,
     )

@@ -1,0 +1,88 @@
+import json
+
+import pytest
+
+from kafka_bridge.payloads import ChatMessage, MessageStatusEvent, Notification, PayloadError, TypingEvent, camel
+from kafka_bridge.topics import ALL_TOPICS, CHAT_MESSAGES, MESSAGE_STATUS_EVENTS, NOTIFICATIONS, TYPING_EVENTS
+
+CHAT = ChatMessage(
+    message_id="m1",
+    conversation_id="c1",
+    sender_id="1",
+    recipient_id="2",
+    recipient_ids=["2"],
+    content="Hello! ✓",
+    seq=7,
+    client_message_id="x",
+    created_at="2026-01-01T00:00:00.000Z",
+    sender_name="ann",
+)
+
+
+def test_camel_case_wire_names():
+    assert camel("message_id") == "messageId"
+    assert camel("up_to_seq") == "upToSeq"
+    assert camel("read") == "read"
+
+
+def test_round_trip_keeps_the_seeds_fields():
+    wire = json.loads(CHAT.encode())
+    # The seed's chat-messages fields keep their names.
+    assert {"content", "recipientId", "conversationId"} <= wire.keys()
+    assert wire["content"] == "Hello! ✓"
+    assert ChatMessage.decode(CHAT.encode()) == CHAT
+
+
+def test_optional_added_fields_may_be_absent():
+    wire = json.loads(CHAT.encode())
+    del wire["senderName"]
+    assert ChatMessage.from_dict(wire).sender_name is None
+    typing = TypingEvent.from_dict({"conversationId": "c", "userId": "1", "isTyping": True, "timestamp": 1})
+    assert typing.recipient_ids == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b"\xff\xfe",
+        b"[]",
+        b'"text"',
+        None,
+        json.dumps({**json.loads(CHAT.encode()), "seq": "7"}).encode(),
+        json.dumps({**json.loads(CHAT.encode()), "seq": True}).encode(),
+        json.dumps({**json.loads(CHAT.encode()), "recipientIds": [2]}).encode(),
+        json.dumps({k: v for k, v in json.loads(CHAT.encode()).items() if k != "messageId"}).encode(),
+    ],
+)
+def test_bad_records_raise_payload_error(raw):
+    with pytest.raises(PayloadError):
+        ChatMessage.decode(raw)
+
+
+def test_status_event_read_watermark():
+    event = MessageStatusEvent.from_dict(
+        {
+            "messageId": "m",
+            "conversationId": "c",
+            "status": "READ",
+            "userId": "2",
+            "senderId": "1",
+            "timestamp": "2026-01-01T00:00:00.000Z",
+            "upToSeq": 9,
+        }
+    )
+    assert event.up_to_seq == 9
+    assert json.loads(event.encode())["upToSeq"] == 9
+
+
+def test_topics_are_keyed_as_the_contract_says():
+    status = MessageStatusEvent("m", "c", "DELIVERED", "2", "1", "t")
+    notification = Notification("n", "5", "t", "c", "SYSTEM", None, False, "t")
+    typing = TypingEvent("c9", "1", True, 1)
+    assert CHAT_MESSAGES.key(CHAT) == "c1"
+    assert MESSAGE_STATUS_EVENTS.key(status) == "1"  # the sender, who must be told
+    assert TYPING_EVENTS.key(typing) == "c9"
+    assert NOTIFICATIONS.key(notification) == "5"
+    assert [t.retention_ms for t in ALL_TOPICS] == [604800000, 86400000, 60000, 2592000000]
+    assert CHAT_MESSAGES.dead_letter == "chat-messages.DLT"
