@@ -9,17 +9,18 @@ from .payloads import Payload
 from .topics import Topic
 
 
-def outbox_enqueue(*, topic: Topic, payload: Payload, headers: dict[str, str] | None = None) -> OutboxRecord:
+def outbox_enqueue(*, topic: Topic, payload: Payload, headers: dict[str, str] | None = None) -> None:
     """Queue a record for Kafka; must run inside the transaction of the change it announces."""
-    assert transaction.get_connection().in_atomic_block, "outbox_enqueue needs the caller's transaction"
-    record = OutboxRecord.objects.create(
-        topic=topic.name,
-        key=topic.key(payload),
-        value=payload.encode(),
-        headers=headers or {},
+    outbox_enqueue_many(topic=topic, payloads=[payload], headers=headers)
+
+
+def outbox_enqueue_many(*, topic: Topic, payloads: list[Payload], headers: dict[str, str] | None = None) -> None:
+    """Queue records for Kafka in one insert, in order; must run inside the caller's transaction."""
+    assert transaction.get_connection().in_atomic_block, "the outbox needs the caller's transaction"
+    OutboxRecord.objects.bulk_create(
+        OutboxRecord(topic=topic.name, key=topic.key(p), value=p.encode(), headers=headers or {}) for p in payloads
     )
     # Imported here: the relay module pulls in the Kafka client, which models need not.
     from .relay import wake_relay
 
     transaction.on_commit(wake_relay)
-    return record

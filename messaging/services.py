@@ -21,7 +21,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from chat_project.errors import NotFound, ValidationFailed
-from kafka_bridge.outbox import outbox_enqueue
+from kafka_bridge.outbox import outbox_enqueue, outbox_enqueue_many
 from kafka_bridge.payloads import MessageStatusEvent, TypingEvent
 from kafka_bridge.topics import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS
 
@@ -242,8 +242,7 @@ def messages_mark_received(*, user: AbstractBaseUser, message_ids: Any) -> int:
             delivered_at=now
         )
         _refresh_aggregate_status(messages)
-        for message in messages:
-            _announce_status(message, MessageStatus.DELIVERED, user, now)
+        _announce_status(messages, MessageStatus.DELIVERED, user, now)
     return len(messages)
 
 
@@ -290,8 +289,7 @@ def conversation_mark_read(*, user: AbstractBaseUser, conversation_id: Any, up_t
         latest_by_sender: dict[int, Message] = {}
         for message in sorted(messages, key=lambda m: m.seq):
             latest_by_sender[message.sender_id] = message
-        for message in latest_by_sender.values():
-            _announce_status(message, MessageStatus.READ, user, now, up_to_seq=watermark)
+        _announce_status(list(latest_by_sender.values()), MessageStatus.READ, user, now, up_to_seq=watermark)
     return len(messages)
 
 
@@ -332,17 +330,21 @@ def _refresh_aggregate_status(messages: list[Message]) -> None:
 
 
 def _announce_status(
-    message: Message, status: str, user: AbstractBaseUser, at: datetime, up_to_seq: int | None = None
+    messages: list[Message], status: str, user: AbstractBaseUser, at: datetime, up_to_seq: int | None = None
 ) -> None:
-    outbox_enqueue(
+    """Queue one message-status-events record per message, for its sender."""
+    outbox_enqueue_many(
         topic=MESSAGE_STATUS_EVENTS,
-        payload=MessageStatusEvent(
-            message_id=str(message.pk),
-            conversation_id=str(message.conversation_id),
-            status=str(status),
-            user_id=str(user.pk),
-            sender_id=str(message.sender_id),
-            timestamp=iso_utc(at),
-            up_to_seq=up_to_seq,
-        ),
+        payloads=[
+            MessageStatusEvent(
+                message_id=str(message.pk),
+                conversation_id=str(message.conversation_id),
+                status=str(status),
+                user_id=str(user.pk),
+                sender_id=str(message.sender_id),
+                timestamp=iso_utc(at),
+                up_to_seq=up_to_seq,
+            )
+            for message in messages
+        ],
     )

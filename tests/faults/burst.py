@@ -180,6 +180,13 @@ class Burst:
         burst.receivers = [Receiver(u) for u in receiver_users]
         return burst
 
+    @classmethod
+    async def launch(cls, stack: Stack, base: str) -> tuple[Burst, asyncio.Task]:
+        """Prepare a burst, start its receivers, and start sending; return it and the sending task."""
+        burst = cls.prepare(stack, base)
+        await burst.start_receivers()
+        return burst, asyncio.create_task(burst.send_all())
+
     @property
     def total(self) -> int:
         return self.per_sender * len(self.senders)

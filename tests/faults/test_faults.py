@@ -32,9 +32,7 @@ def kafka(action: str) -> None:
 async def test_bridge_killed_mid_burst(fault_stack: Stack, report):
     bridge = fault_stack.start_bridge()
     _web, base = fault_stack.start_web()
-    burst = Burst.prepare(fault_stack, base)
-    await burst.start_receivers()
-    sending = asyncio.create_task(burst.send_all())
+    burst, sending = await Burst.launch(fault_stack, base)
     await burst.wait_sent(300)
     bridge.kill()  # SIGKILL: no commit, no goodbye
     await burst.wait_sent(600)
@@ -54,9 +52,7 @@ async def test_bridge_killed_mid_burst(fault_stack: Stack, report):
 async def test_broker_down_for_30_seconds_mid_burst(fault_stack: Stack, report):
     fault_stack.start_bridge()
     _web, base = fault_stack.start_web()
-    burst = Burst.prepare(fault_stack, base)
-    await burst.start_receivers()
-    sending = asyncio.create_task(burst.send_all())
+    burst, sending = await Burst.launch(fault_stack, base)
     try:
         await burst.wait_sent(250)
         await asyncio.to_thread(kafka, "stop")
@@ -87,9 +83,7 @@ async def test_web_server_restarted_mid_burst(fault_stack: Stack, report):
     fault_stack.start_bridge()
     port = free_port()
     web, base = fault_stack.start_web(port)
-    burst = Burst.prepare(fault_stack, base)
-    await burst.start_receivers()
-    sending = asyncio.create_task(burst.send_all())
+    burst, sending = await Burst.launch(fault_stack, base)
     await burst.wait_sent(300)
     shutdown_seconds = web.terminate()
     restarted = time.monotonic()
@@ -112,9 +106,7 @@ async def test_web_server_restarted_mid_burst(fault_stack: Stack, report):
 async def test_poison_records_go_to_the_dead_letter_topic(fault_stack: Stack, report):
     fault_stack.start_bridge()
     _web, base = fault_stack.start_web()
-    burst = Burst.prepare(fault_stack, base)
-    await burst.start_receivers()
-    sending = asyncio.create_task(burst.send_all())
+    burst, sending = await Burst.launch(fault_stack, base)
     await burst.wait_sent(300)
     # Mid-burst: a record that is not JSON, and a valid one whose handler fails
     # (a notification for a user that does not exist).
@@ -193,9 +185,7 @@ async def test_one_of_two_bridges_killed(fault_stack: Stack, report):
         "--loops", "message-status-events", "typing-events", "notifications", "offline-notifications"
     )
     _web, base = fault_stack.start_web()
-    burst = Burst.prepare(fault_stack, base)
-    await burst.start_receivers()
-    sending = asyncio.create_task(burst.send_all())
+    burst, sending = await Burst.launch(fault_stack, base)
     await burst.wait_sent(300)
     first.kill()
     await sending

@@ -49,6 +49,19 @@ def recreate_database(server_url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def loop_group_suffixes() -> set[str]:
+    """Return the consumer group suffixes of the bridge's loops (setting Django up if needed)."""
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat_project.settings")
+        django.setup()
+    from kafka_bridge.bridge import LOOPS
+
+    return {spec.group_suffix for spec in LOOPS.values()}
+
+
 def start_group_at_end(group: str) -> None:
     """Commit a new consumer group's offsets at the topics' current ends.
 
@@ -122,9 +135,7 @@ class Stack:
         stack = cls(name=name, database_url=database_url, extra_env=extra_env)
         stack.manage("migrate", "--noinput")
         stack.manage("kafka_topics")
-        from kafka_bridge.bridge import LOOPS
-
-        for suffix in {spec.group_suffix for spec in LOOPS.values()}:
+        for suffix in loop_group_suffixes():
             start_group_at_end(stack.env()["KAFKA_CONSUMER_GROUP"] + suffix)
         return stack
 
