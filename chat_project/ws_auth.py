@@ -12,14 +12,15 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 
+from chat_project.db import db
 
-@database_sync_to_async
+
+@db
 def user_for_token(key: str) -> Any:
     """Return the active user owning a token, or AnonymousUser."""
     token = Token.objects.select_related("user").filter(key=key).first()

@@ -122,12 +122,24 @@ class TopicLoop(Generic[P]):
         logger.info("Consuming %s as group %s", self.topic.name, consumer_config(self.group_id)["group.id"])
         try:
             while not stopping.is_set():
-                messages = await self._call(consumer.consume, POLL_BATCH, POLL_TIMEOUT_SECONDS)
+                messages = await self._call(self._fetch, consumer)
                 await self._handle_batch(consumer, messages, stopping)
         finally:
             await self._call(consumer.close)
             self._executor.shutdown(wait=False)
-            logger.info("Stopped consuming %s (%s)", self.topic.name, self.stats)
+            logger.info("Stopped consuming %s as group %s (%s)", self.topic.name, self.group_id, self.stats)
+
+    @staticmethod
+    def _fetch(consumer: Consumer) -> list[Message]:
+        """Wait (bounded) for one record, then take whatever else is already there.
+
+        consume(n, timeout) waits the whole timeout unless n records arrive,
+        which would add up to the timeout to every message's latency.
+        """
+        first = consumer.consume(1, POLL_TIMEOUT_SECONDS)
+        if not first:
+            return first
+        return first + consumer.consume(POLL_BATCH - 1, 0)
 
     async def _handle_batch(self, consumer: Consumer, messages: list[Message], stopping: asyncio.Event) -> None:
         """Handle a polled batch in order, then commit what was finished."""

@@ -14,10 +14,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from chat_project.db import db
 from chat_project.errors import DomainError, RateLimited, ValidationFailed, error_frame
 from kafka_bridge.clients import publish_ephemeral
 from kafka_bridge.topics import TYPING_EVENTS
@@ -130,7 +131,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_message_send(self, frame: dict[str, Any], request_id: Any) -> None:
         if not self.send_bucket.take():
             raise RateLimited()
-        message, _created = await database_sync_to_async(services.message_send)(
+        message, _created = await db(services.message_send)(
             sender=self.user,
             conversation_id=frame.get("conversationId"),
             content=frame.get("content"),
@@ -147,12 +148,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_message_received(self, frame: dict[str, Any], request_id: Any) -> None:
-        await database_sync_to_async(services.messages_mark_received)(
-            user=self.user, message_ids=frame.get("messageIds")
-        )
+        await db(services.messages_mark_received)(user=self.user, message_ids=frame.get("messageIds"))
 
     async def on_message_read(self, frame: dict[str, Any], request_id: Any) -> None:
-        await database_sync_to_async(services.conversation_mark_read)(
+        await db(services.conversation_mark_read)(
             user=self.user, conversation_id=frame.get("conversationId"), up_to_seq=frame.get("upToSeq")
         )
 
@@ -160,7 +159,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         limit = frame.get("limit", settings.CHAT_SYNC_BATCH_MAX)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= settings.CHAT_SYNC_BATCH_MAX:
             raise ValidationFailed({"limit": f"Must be 1 to {settings.CHAT_SYNC_BATCH_MAX}."})
-        messages, more = await database_sync_to_async(selectors.messages_pending_for_user)(user=self.user, limit=limit)
+        messages, more = await db(selectors.messages_pending_for_user)(user=self.user, limit=limit)
         for message in messages:
             await self.send_frame({"type": "message.new", "message": message_wire(message)})
         await self.send_frame({"type": "sync.done", "requestId": request_id, "count": len(messages), "more": more})
@@ -175,9 +174,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._publish_typing(conversation_id, is_typing)
 
     async def _publish_typing(self, conversation_id: str, is_typing: bool) -> None:
-        event = await database_sync_to_async(services.typing_event)(
-            user=self.user, conversation_id=conversation_id, is_typing=is_typing
-        )
+        event = await db(services.typing_event)(user=self.user, conversation_id=conversation_id, is_typing=is_typing)
         publish_ephemeral(TYPING_EVENTS, event)
         if is_typing:
             self.typing_sent_at[event.conversation_id] = time.monotonic()
@@ -195,6 +192,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "typing": on_typing,
         "ping": on_ping,
     }
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Call the event's handler, without channels' per-event database clean-up.
+
+        That clean-up runs on the process's one shared sync thread, so every
+        frame pushed to an idle socket would wait behind other sockets'
+        transactions; `db()` calls clean up their own connections.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     ### Frames to the client ###
 

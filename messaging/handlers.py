@@ -8,8 +8,7 @@ an offline recipient, is idempotent by seq.
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
-
+from chat_project.db import db
 from kafka_bridge.loop import RecordInfo
 from kafka_bridge.payloads import ChatMessage, MessageStatusEvent, TypingEvent
 from notifications.services import notification_for_new_message
@@ -40,7 +39,7 @@ async def notify_offline_recipients(event: ChatMessage, info: RecordInfo) -> Non
     online = await online_user_ids(event.recipient_ids)
     for user_id in event.recipient_ids:
         if user_id not in online:
-            await database_sync_to_async(notification_for_new_message)(user_id=user_id, event=event)
+            await db(notification_for_new_message)(user_id=user_id, event=event)
 
 
 async def deliver_status_event(event: MessageStatusEvent, info: RecordInfo) -> None:
