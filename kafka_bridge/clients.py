@@ -6,9 +6,12 @@ import logging
 import threading
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 from django.conf import settings
+
+from .payloads import Payload
+from .topics import Topic
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def consumer_config(group_id: str | None = None) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
-        "session.timeout.ms": 10_000,
+        "session.timeout.ms": 6_000,  # the broker's minimum: a dead bridge's partitions move on soonest
         "heartbeat.interval.ms": 1_000,
     }
 
@@ -68,15 +71,24 @@ def shared_producer() -> Producer:
     return _producer
 
 
+def _log_ephemeral_delivery(err: KafkaError | None, msg: Message) -> None:
+    if err is not None:
+        logger.warning("Dropped an ephemeral %s record: %s", msg.topic(), err)
+    else:
+        logger.debug("Ephemeral record at %s[%s]@%s", msg.topic(), msg.partition(), msg.offset())
+
+
 def _log_client_error(error: Any) -> None:
     # librdkafka reports broker outages here; it reconnects by itself.
     logger.warning("Kafka client error: %s", error)
 
 
-def publish_ephemeral(topic: Any, payload: Any) -> None:
+def publish_ephemeral(topic: Topic, payload: Payload) -> None:
     """Produce a record that may be lost (typing): no outbox, no waiting."""
     try:
-        shared_producer().produce(topic.name, key=topic.key(payload).encode(), value=payload.encode())
+        shared_producer().produce(
+            topic.name, key=topic.key(payload).encode(), value=payload.encode(), on_delivery=_log_ephemeral_delivery
+        )
     except BufferError:
         logger.warning("Producer queue full; dropped an ephemeral %s record", topic.name)
     shared_producer().poll(0)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, Message, Producer
 from django.conf import settings
 from django.db import close_old_connections, connection
 
@@ -85,8 +85,10 @@ def deliver(producer: Producer, records: list[OutboxRecord]) -> list[int]:
 
     for record in records:
 
-        def on_delivery(err: KafkaError | None, _msg: object, record_id: int = record.id) -> None:
+        def on_delivery(err: KafkaError | None, msg: Message, record_id: int = record.id) -> None:
             errors[record_id] = err
+            if err is None:
+                logger.debug("Outbox record %s at %s[%s]@%s", record_id, msg.topic(), msg.partition(), msg.offset())
 
         while True:
             try:
@@ -123,7 +125,6 @@ def relay_once(producer: Producer, batch_size: int = BATCH_SIZE) -> Outcome:
         delivered = deliver(producer, records)
         if delivered:
             OutboxRecord.objects.filter(id__in=delivered).delete()
-            logger.debug("Relayed %d outbox records", len(delivered))
         return Outcome.SENT if len(delivered) == len(records) else Outcome.FAILED
 
 

@@ -20,7 +20,8 @@ stop_all() {
   ((${#pids[@]})) && wait "${pids[@]}" 2>/dev/null || true
   for service in "${started[@]}"; do scripts/"$service".sh stop || true; done
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all; exit 0' INT TERM
+trap stop_all EXIT
 
 if [[ -z ${REDIS_URL:-} ]]; then scripts/redis.sh start; started+=(redis); fi
 if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then scripts/kafka.sh start; started+=(kafka); fi

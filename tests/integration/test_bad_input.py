@@ -131,13 +131,15 @@ async def test_unauthenticated_handshakes_are_refused(base, make_user):
         assert refused.value.response.status_code == 403
 
 
-async def test_token_in_query_string_is_accepted(base, make_user):
+async def test_token_in_query_string_is_accepted_and_never_logged(base, make_user, stack):
     user = make_user()
     socket = await Socket.open(base, user.token, query=f"?token={user.token}")
     try:
         assert (await socket.request({"type": "ping"}))["type"] == "pong"
     finally:
         await socket.close()
+    for proc in stack.procs:
+        assert user.token not in proc.log_path.read_text(errors="replace"), proc.name
 
 
 async def test_foreign_origin_is_refused(base, make_user):

@@ -20,8 +20,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import requests
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[2]
+# What a broker that just (re)started answers for a while about consumer groups.
+COORDINATOR_WARMING_UP = (
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+)
 LOG_DIR = Path(os.environ.get("TEST_LOG_DIR", ROOT / ".run" / "test" / "logs"))
 
 
@@ -68,8 +75,6 @@ def start_group_at_end(group: str) -> None:
     Stacks share one broker: a new stack's bridge must not replay the records
     earlier stacks produced (their user ids mean other users here).
     """
-    from confluent_kafka import Consumer, TopicPartition
-
     from kafka_bridge.topics import ALL_TOPICS
 
     consumer = Consumer({"bootstrap.servers": require_env("KAFKA_BOOTSTRAP_SERVERS"), "group.id": group})
@@ -80,7 +85,16 @@ def start_group_at_end(group: str) -> None:
             for partition in partitions:
                 _low, high = consumer.get_watermark_offsets(TopicPartition(topic.name, partition), timeout=10)
                 offsets.append(TopicPartition(topic.name, partition, high))
-        consumer.commit(offsets=offsets, asynchronous=False)
+        for attempt in range(60):
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            except KafkaException as exc:  # a broker that just (re)started is still loading groups
+                error = exc.args[0]
+                waiting = error.retriable() or error.code() in COORDINATOR_WARMING_UP
+                if not waiting or attempt == 59:
+                    raise
+                time.sleep(0.5)
     finally:
         consumer.close()
 
