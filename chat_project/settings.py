@@ -167,6 +167,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "chat_project.errors.rest_exception_handler",
+    # Posting messages over REST; WebSockets have their own per-connection bucket.
+    "DEFAULT_THROTTLE_RATES": {"send": env("CHAT_REST_SEND_RATE", "120/min")},
     "UNAUTHENTICATED_USER": None,
 }
 

@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from chat_project.errors import ValidationFailed
@@ -112,6 +113,12 @@ class ConversationDetailView(APIView):
 
 
 class MessageListView(APIView):
+    throttle_scope = "send"
+
+    def get_throttles(self) -> list[ScopedRateThrottle]:
+        """Throttle sending only; reading history is not limited."""
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+
     @extend_schema(
         parameters=[
             OpenApiParameter("after_seq", int, description="Only messages with a greater seq."),

@@ -166,7 +166,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_typing(self, frame: dict[str, Any], request_id: Any) -> None:
         is_typing = require_bool(frame, "isTyping")
-        conversation_id = str(services.parse_uuid(frame.get("conversationId")))
+        conversation_id = str(services.parse_conversation_id(frame.get("conversationId")))
         if is_typing:
             last = self.typing_sent_at.get(conversation_id)
             if last is not None and time.monotonic() - last < settings.CHAT_TYPING_INTERVAL_SECONDS:

@@ -46,6 +46,13 @@ def parse_uuid(value: Any) -> uuid.UUID:
         raise NotFound() from None
 
 
+def parse_conversation_id(value: Any) -> uuid.UUID:
+    """Parse a conversationId field: missing or not a string is a validation error, unknown is not found."""
+    if not isinstance(value, str | uuid.UUID):
+        raise ValidationFailed({"conversationId": "Required: a conversation id."})
+    return parse_uuid(value)
+
+
 def clean_content(content: Any) -> str:
     """Return message content trimmed, or raise if empty or too long."""
     if not isinstance(content, str):
@@ -140,7 +147,7 @@ def message_send(
     When this returns, the message is committed. A repeat of a clientMessageId
     by the same sender returns the original and stores nothing.
     """
-    conversation_uuid = parse_uuid(conversation_id)
+    conversation_uuid = parse_conversation_id(conversation_id)
     client_message_id = clean_client_message_id(client_message_id)
     content = clean_content(content)
 
@@ -196,7 +203,7 @@ def _original_message(sender: AbstractBaseUser, client_message_id: str, conversa
 
 def typing_event(*, user: AbstractBaseUser, conversation_id: Any, is_typing: bool) -> TypingEvent:
     """Build the typing-events payload for a participant; typing is never stored."""
-    conversation_uuid = parse_uuid(conversation_id)
+    conversation_uuid = parse_conversation_id(conversation_id)
     member_ids = list(Participant.objects.filter(conversation_id=conversation_uuid).values_list("user_id", flat=True))
     if user.pk not in member_ids:
         raise NotFound()
@@ -256,7 +263,7 @@ def conversation_mark_read(*, user: AbstractBaseUser, conversation_id: Any, up_t
     """
     if not isinstance(up_to_seq, int) or isinstance(up_to_seq, bool) or up_to_seq < 0:
         raise ValidationFailed({"upToSeq": "Must be a non-negative integer."})
-    conversation_uuid = parse_uuid(conversation_id)
+    conversation_uuid = parse_conversation_id(conversation_id)
     with transaction.atomic():
         participant = (
             Participant.objects.select_for_update()

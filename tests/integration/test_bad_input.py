@@ -223,3 +223,15 @@ async def test_concurrent_bad_frames_do_not_disturb_others(pair, make_user):
         assert (await receiver.wait_type("message.new"))["message"]["id"] == ack["message"]["id"]
     finally:
         await receiver.close()
+
+
+def test_rest_send_rate_limit(make_user, stack):
+    alice, bob = make_user("alice"), make_user("bob")
+    direct = conversation(alice, bob)
+    path = f"/api/conversations/{direct['id']}/messages/"
+    statuses = [alice.api("POST", path, {"content": "x", "clientMessageId": f"r{i}"}).status_code for i in range(125)]
+    assert statuses.count(201) == 120 and statuses.count(429) == 5  # the default 120 per minute
+    limited = alice.api("POST", path, {"content": "x", "clientMessageId": "again"})
+    assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"
+    assert message_count(stack, direct["id"]) == 120
+    assert alice.api("GET", path).status_code == 200  # reading is not limited

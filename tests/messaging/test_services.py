@@ -134,9 +134,15 @@ def test_content_limit_counts_characters_after_trimming(users):
     assert len(message.content) == 4000
 
 
-@pytest.mark.parametrize("conversation_id", ["nope", None, str(uuid.uuid4()), 42])
+@pytest.mark.parametrize("conversation_id", ["nope", str(uuid.uuid4()), uuid.uuid4()])
 def test_unknown_conversation_is_not_found(users, conversation_id):
     with pytest.raises(NotFound):
+        services.message_send(sender=users[0], conversation_id=conversation_id, content="hi", client_message_id="c")
+
+
+@pytest.mark.parametrize("conversation_id", [None, 42, ["x"]])
+def test_missing_conversation_id_is_a_validation_error(users, conversation_id):
+    with pytest.raises(ValidationFailed):
         services.message_send(sender=users[0], conversation_id=conversation_id, content="hi", client_message_id="c")
 
 
