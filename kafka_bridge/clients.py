@@ -71,6 +71,14 @@ def shared_producer() -> Producer:
     return _producer
 
 
+def discard_shared_producer(producer: Producer) -> None:
+    """Forget the shared producer if it is this one, so that the next use creates a new one."""
+    global _producer
+    with _producer_lock:
+        if _producer is producer:
+            _producer = None
+
+
 def _log_ephemeral_delivery(err: KafkaError | None, msg: Message) -> None:
     if err is not None:
         logger.warning("Dropped an ephemeral %s record: %s", msg.topic(), err)

@@ -19,15 +19,14 @@ import enum
 import fcntl
 import logging
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from .clients import shared_producer
+from .clients import discard_shared_producer, shared_producer
 from .models import OutboxRecord
 
 logger = logging.getLogger(__name__)
@@ -40,6 +39,10 @@ MAX_BACKOFF_SECONDS = 5.0
 FLUSH_TIMEOUT_SECONDS = 15.0
 # Any constant shared by all relays; it names the lock in pg_locks.
 PG_LOCK_KEY = 7_226_001
+
+
+class FatalProducerError(Exception):
+    """The producer hit an error it cannot recover from (librdkafka says fatal); a new one is needed."""
 
 
 class Outcome(enum.Enum):
@@ -62,7 +65,7 @@ def relay_lock() -> Iterator[bool]:
             if taken:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_unlock(%s)", [PG_LOCK_KEY])
-    elif connection.vendor == "sqlite":
+    elif connection.vendor == "sqlite" and not connection.is_in_memory_db():
         # SQLite lives on one machine, so a file lock beside it is enough.
         path = Path(str(settings.DATABASES["default"]["NAME"]) + ".relay.lock")
         with path.open("a") as handle:
@@ -104,6 +107,9 @@ def deliver(producer: Producer, records: list[OutboxRecord]) -> list[int]:
                 producer.poll(0.1)  # local queue full: let deliveries drain
     producer.flush(FLUSH_TIMEOUT_SECONDS)
 
+    if any(err is not None and err.fatal() for err in errors.values()):
+        # An idempotent producer that lost its sequence state refuses everything after.
+        raise FatalProducerError(next(str(e) for e in errors.values() if e is not None and e.fatal()))
     delivered: list[int] = []
     for record in records:
         err = errors.get(record.id, KafkaError(KafkaError._TIMED_OUT))
@@ -131,8 +137,8 @@ def relay_once(producer: Producer, batch_size: int = BATCH_SIZE) -> Outcome:
 class OutboxRelay:
     """A daemon thread that runs `relay_once` whenever woken, and every half second."""
 
-    def __init__(self, producer: Producer | None = None) -> None:
-        self._producer = producer
+    def __init__(self, producer_factory: Callable[[], Producer] = shared_producer) -> None:
+        self._producer_factory = producer_factory
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -165,11 +171,16 @@ class OutboxRelay:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        producer = self._producer or shared_producer()
+        producer = self._producer_factory()
         backoff = 0.1
         while not self._stopping.is_set():
             try:
                 outcome = relay_once(producer)
+            except FatalProducerError as exc:
+                logger.error("Kafka producer failed for good (%s); starting a new one", exc)
+                discard_shared_producer(producer)
+                producer = self._producer_factory()
+                outcome = Outcome.FAILED
             except Exception:
                 logger.exception("Outbox relay pass failed")
                 outcome = Outcome.FAILED
@@ -201,13 +212,3 @@ def wake_relay() -> None:
 def process_relay() -> OutboxRelay:
     """Return this process's relay."""
     return _relay
-
-
-def wait_until_outbox_empty(timeout: float) -> bool:
-    """Poll until the outbox is empty or the timeout passes; return whether it emptied."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not OutboxRecord.objects.exists():
-            return True
-        time.sleep(0.05)
-    return not OutboxRecord.objects.exists()
