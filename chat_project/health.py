@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 import redis.asyncio as redis
 from asgiref.sync import sync_to_async
+from confluent_kafka.admin import AdminClient
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -36,8 +38,14 @@ async def _check_channel_layer() -> None:
         await client.aclose()
 
 
+@functools.cache
+def _kafka_admin() -> AdminClient:
+    # One client per process: probes come every few seconds, and a client is threads and sockets.
+    return admin_client()
+
+
 def _check_kafka() -> None:
-    admin_client().list_topics(timeout=CHECK_TIMEOUT_SECONDS)
+    _kafka_admin().list_topics(timeout=CHECK_TIMEOUT_SECONDS)
 
 
 async def readyz(request: HttpRequest) -> JsonResponse:
