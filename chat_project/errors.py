@@ -84,7 +84,8 @@ def rest_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, drf_exceptions.Throttled):
         return Response(error_body("rate_limited", exc.detail), status=exc.status_code)
     if isinstance(exc, drf_exceptions.APIException):
-        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else "error"
         response = Response(error_body(code, exc.detail), status=exc.status_code)
         if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
             response["WWW-Authenticate"] = 'Token realm="api"'

@@ -93,10 +93,11 @@ def _log_client_error(error: Any) -> None:
 
 def publish_ephemeral(topic: Topic, payload: Payload) -> None:
     """Produce a record that may be lost (typing): no outbox, no waiting."""
+    producer = shared_producer()
     try:
-        shared_producer().produce(
+        producer.produce(
             topic.name, key=topic.key(payload).encode(), value=payload.encode(), on_delivery=_log_ephemeral_delivery
         )
     except BufferError:
         logger.warning("Producer queue full; dropped an ephemeral %s record", topic.name)
-    shared_producer().poll(0)
+    producer.poll(0)

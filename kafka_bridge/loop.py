@@ -117,9 +117,10 @@ class TopicLoop(Generic[P]):
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Poll, handle and commit until asked to stop; always close the consumer."""
-        consumer = Consumer({**consumer_config(self.group_id), "error_cb": self._log_error})
+        config = consumer_config(self.group_id)
+        consumer = Consumer({**config, "error_cb": self._log_error})
         await self._call(consumer.subscribe, [self.topic.name])
-        logger.info("Consuming %s as group %s", self.topic.name, consumer_config(self.group_id)["group.id"])
+        logger.info("Consuming %s as group %s", self.topic.name, config["group.id"])
         try:
             while not stopping.is_set():
                 messages = await self._call(self._fetch, consumer)

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.support.client import conversation
+from tests.support.client import conversation, latency_summary
 
 pytestmark = pytest.mark.integration
 
@@ -186,11 +186,7 @@ async def test_send_to_receive_latency_is_reported(make_user):
             ack = await a.send_message(direct["id"], f"ping {i}")
             await b.wait_for(lambda f, mid=ack["message"]["id"]: f.get("message", {}).get("id") == mid)
             samples.append(time.perf_counter() - start)
-        samples.sort()
-        print(
-            f"\nsend-to-receive latency over 20 messages: p50 {samples[10] * 1000:.1f} ms, "
-            f"max {samples[-1] * 1000:.1f} ms"
-        )
+        print(latency_summary("send-to-receive latency", samples))
     finally:
         await a.close()
         await b.close()

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.support.client import conversation
+from tests.support.client import conversation, latency_summary
 
 pytestmark = pytest.mark.integration
 
@@ -183,11 +183,7 @@ async def test_receipt_latency_is_reported(make_user):
             await b.send({"type": "message.received", "messageIds": [mid]})
             await a.wait_for(lambda f, mid=mid: f.get("type") == "message.status" and f["messageId"] == mid)
             samples.append(time.perf_counter() - start)
-        samples.sort()
-        print(
-            f"\nmessage.received -> sender's message.status over 20: p50 {samples[10] * 1000:.1f} ms, "
-            f"max {samples[-1] * 1000:.1f} ms"
-        )
+        print(latency_summary("message.received -> sender's message.status", samples))
     finally:
         await a.close()
         await b.close()
