@@ -22,6 +22,7 @@ class NotificationOut(serializers.Serializer):
     relatedEntityId = serializers.CharField(allow_null=True)
     read = serializers.BooleanField()
     createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
 
 
 class NotificationPagination(PageNumberPagination):

@@ -1,0 +1,22 @@
+"""The OpenAPI serializers describe exactly what the wire functions send."""
+
+from django.contrib.auth import get_user_model
+
+from kafka_bridge.payloads import Notification
+from messaging import selectors, services
+from messaging.api import ConversationOut, MessageOut
+from messaging.wire import message_wire
+from notifications.api import NotificationOut
+
+
+def test_schema_serializers_match_the_wire(db):
+    users = get_user_model().objects
+    a, b = users.create_user(username="a", password="x"), users.create_user(username="b", password="x")
+    direct, _ = services.conversation_create(creator=a, participant_ids=[b.pk])
+    message, _ = services.message_send(sender=a, conversation_id=direct.pk, content="hi", client_message_id="1")
+    (summary,) = selectors.conversation_summaries(list(selectors.conversations_for_user(a)))
+    notification = Notification("n", "1", "t", "c", "SYSTEM", None, False, "t", "t")
+
+    assert set(MessageOut().fields) == set(message_wire(message))
+    assert set(ConversationOut().fields) == set(summary)
+    assert set(NotificationOut().fields) == set(notification.to_dict())
