@@ -104,18 +104,30 @@ TEMPLATES = [
 ### Database ###
 
 # A SQLite file is the zero-setup default; production and the tests use
-# PostgreSQL through DATABASE_URL. IMMEDIATE transactions make SQLite take its
-# write lock up front, so concurrent senders queue instead of failing.
-DATABASES = {
-    "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
-    )
-}
+# PostgreSQL through DATABASE_URL.
+DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Connections stay open (each thread keeps its own). WAL lets readers go on
+    # while one writer commits, and with it synchronous=NORMAL survives a crash
+    # of any process (not a power cut). IMMEDIATE transactions take the write
+    # lock up front, so concurrent senders queue instead of failing.
+    DATABASES["default"]["CONN_MAX_AGE"] = None
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    # A pool per process: a database call borrows a connection the pool already
+    # knows to be healthy, instead of checking one with a query of its own.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
+            "max_size": env_int("DATABASE_POOL_MAX_SIZE", 16),
+            "timeout": env_float("DATABASE_POOL_TIMEOUT_SECONDS", 10.0),
+        }
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -232,3 +244,6 @@ LOGGING = {
 # Each web process relays the outbox to Kafka right after its own commits;
 # off only in processes (like the unit tests) that must not talk to Kafka.
 OUTBOX_RELAY_AUTOSTART = env_bool("OUTBOX_RELAY_AUTOSTART", True)
+# A record still in the outbox this long after its commit was not got out by its
+# own process (it died, or does not relay): any relay's sweep sends it then.
+OUTBOX_SWEEP_AFTER_SECONDS = env_float("OUTBOX_SWEEP_AFTER_SECONDS", 5.0)

@@ -39,6 +39,21 @@ def producer_config() -> dict[str, Any]:
     }
 
 
+def relay_producer_config() -> dict[str, Any]:
+    """Return the outbox relay's producer settings: it never gives up on a record while its process lives.
+
+    Giving up would let later records of the same partition overtake the one
+    given up on; the outbox row keeps the record if the process dies instead.
+    The queue is bounded: past it, records wait in the outbox (see relay.py).
+    """
+    return {
+        **producer_config(),
+        "message.timeout.ms": 0,  # infinite
+        "queue.buffering.max.messages": 100_000,
+        "queue.buffering.max.kbytes": 64 * 1024,
+    }
+
+
 def consumer_config(group_id: str | None = None) -> dict[str, Any]:
     """Return the consumer settings: offsets are committed by hand after processing."""
     return {
@@ -71,12 +86,9 @@ def shared_producer() -> Producer:
     return _producer
 
 
-def discard_shared_producer(producer: Producer) -> None:
-    """Forget the shared producer if it is this one, so that the next use creates a new one."""
-    global _producer
-    with _producer_lock:
-        if _producer is producer:
-            _producer = None
+def relay_producer() -> Producer:
+    """Return a new producer for the outbox relay."""
+    return Producer({**relay_producer_config(), "error_cb": _log_client_error})
 
 
 def _log_ephemeral_delivery(err: KafkaError | None, msg: Message) -> None:

@@ -17,10 +17,10 @@ def outbox_enqueue(*, topic: Topic, payload: Payload, headers: dict[str, str] | 
 def outbox_enqueue_many(*, topic: Topic, payloads: list[Payload], headers: dict[str, str] | None = None) -> None:
     """Queue records for Kafka in one insert, in order; must run inside the caller's transaction."""
     assert transaction.get_connection().in_atomic_block, "the outbox needs the caller's transaction"
-    OutboxRecord.objects.bulk_create(
+    records = OutboxRecord.objects.bulk_create(
         OutboxRecord(topic=topic.name, key=topic.key(p), value=p.encode(), headers=headers or {}) for p in payloads
     )
     # Imported here: the relay module pulls in the Kafka client, which models need not.
-    from .relay import wake_relay
+    from .relay import publish_on_commit
 
-    transaction.on_commit(wake_relay)
+    publish_on_commit(records)

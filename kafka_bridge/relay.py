@@ -1,14 +1,34 @@
-"""The outbox relay: moves committed outbox records to Kafka, in order.
+"""The outbox relay: gets committed outbox records to Kafka, fast and in order.
 
-Every web process and the bridge run one relay thread. A commit that wrote
-outbox records wakes its own process's relay at once (low latency); every
-relay also looks on its own every half second, which is how records left by
-a crashed process or queued during a broker outage get out. Only one relay
-at a time holds the relay lock, so records leave in id order, and the id
-order of one conversation's records is its seq order (they are written
-under the conversation's row lock). A record is deleted only after the
-broker acknowledged it; a crash in between re-sends it, which the consumers
-tolerate (every handler is idempotent).
+Publishing is done by the process that committed the records, right after
+its commit (`publish`): no lock, no extra query, the broker round trip
+overlaps the next sends. The outbox row is the safety net: it is deleted
+only after the broker acknowledged the record, so a record whose process
+died first is still there, and the sweep sends it.
+
+Every long-running process (web, bridge) runs one relay thread. It serves
+the producer's delivery reports, deletes acknowledged records in batches,
+and twice a second sweeps the outbox for records older than
+OUTBOX_SWEEP_AFTER_SECONDS (left by a process that died, or by one that
+does not relay) under a deployment-wide lock, so that only one relay sweeps
+at a time.
+
+Order. The key keeps one conversation in one partition, and a producer
+appends to a partition in the order it was given records. One conversation's
+commits are serialized by its row lock, so they reach `publish` in seq
+order, and a producer that never gives up on a record while its process
+lives (`message.timeout.ms` 0) keeps that order through broker outages. A
+record sent twice (its process died after the broker took it, or a sweep
+raced the committing process) arrives twice; consumers and clients drop
+repeats by id, and as every copy travels in order, the first copies still
+arrive in order.
+
+When this process's producer cannot take a record (its queue is full after a
+long outage) or reports one failed (an error no retry cures), the relay
+pauses direct publishing: the records it could not get out, and those its
+process commits meanwhile, go with the relay's own sweep, in id order, once
+the producer's queue has drained; direct publishing resumes when none are
+left.
 """
 
 from __future__ import annotations
@@ -19,26 +39,39 @@ import enum
 import fcntl
 import logging
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
 
-from .clients import discard_shared_producer, shared_producer
+from .clients import relay_producer
 from .models import OutboxRecord
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 500
-IDLE_INTERVAL_SECONDS = 0.5
-BUSY_RETRY_SECONDS = 0.02
+SWEEP_BATCH_SIZE = 500
+SWEEP_INTERVAL_SECONDS = 0.5
+# How long the relay thread waits for delivery reports before looking at the clock again.
+POLL_SECONDS = 0.05
+# Acknowledged records are deleted in one statement per batch, at most this often...
+DELETE_INTERVAL_SECONDS = 0.05
+# ...or as soon as this many are waiting.
+DELETE_BATCH_SIZE = 1000
 MAX_BACKOFF_SECONDS = 5.0
-# Longer than the producer's message.timeout.ms, so flush sees every verdict.
-FLUSH_TIMEOUT_SECONDS = 15.0
+# How long a sweep waits for the broker to acknowledge what it produced.
+SWEEP_FLUSH_SECONDS = 10.0
+# How long stopping waits for the broker to acknowledge what is in flight.
+STOP_FLUSH_SECONDS = 10.0
 # Any constant shared by all relays; it names the lock in pg_locks.
 PG_LOCK_KEY = 7_226_001
+# Ids of records left to the sweep that a paused relay remembers; the rest waits for the age-based sweep.
+MAX_UNSENT_TRACKED = 1_000_000
 
 
 class FatalProducerError(Exception):
@@ -54,7 +87,7 @@ class Outcome(enum.Enum):
 
 @contextlib.contextmanager
 def relay_lock() -> Iterator[bool]:
-    """Hold the cross-process relay lock if it is free; yield whether it was taken."""
+    """Hold the cross-process sweep lock if it is free; yield whether it was taken."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [PG_LOCK_KEY])
@@ -82,134 +115,237 @@ def relay_lock() -> Iterator[bool]:
         yield True
 
 
-def deliver(producer: Producer, records: list[OutboxRecord]) -> list[int]:
-    """Produce the records, wait for the broker, and return the ids of the delivered prefix."""
-    errors: dict[int, KafkaError | None] = {}
-
-    for record in records:
-
-        def on_delivery(err: KafkaError | None, msg: Message, record_id: int = record.id) -> None:
-            errors[record_id] = err
-            if err is None:
-                logger.debug("Outbox record %s at %s[%s]@%s", record_id, msg.topic(), msg.partition(), msg.offset())
-
-        while True:
-            try:
-                producer.produce(
-                    record.topic,
-                    key=record.key.encode(),
-                    value=bytes(record.value),
-                    headers=list(record.headers.items()),
-                    on_delivery=on_delivery,
-                )
-                break
-            except BufferError:
-                producer.poll(0.1)  # local queue full: let deliveries drain
-    producer.flush(FLUSH_TIMEOUT_SECONDS)
-
-    if any(err is not None and err.fatal() for err in errors.values()):
-        # An idempotent producer that lost its sequence state refuses everything after.
-        raise FatalProducerError(next(str(e) for e in errors.values() if e is not None and e.fatal()))
-    delivered: list[int] = []
-    for record in records:
-        err = errors.get(record.id, KafkaError(KafkaError._TIMED_OUT))
-        if err is not None:
-            logger.warning("Outbox record %s not delivered: %s; will retry", record.id, err)
-            break  # keep order: everything after a failure is sent again
-        delivered.append(record.id)
-    return delivered
-
-
-def relay_once(producer: Producer, batch_size: int = BATCH_SIZE) -> Outcome:
-    """Send one batch of outbox records to Kafka and delete those the broker took."""
-    # Every relay looks twice a second; an empty outbox costs one query, not a lock round trip.
-    if not OutboxRecord.objects.exists():
-        return Outcome.IDLE
-    with relay_lock() as taken:
-        if not taken:
-            return Outcome.BUSY
-        records = list(OutboxRecord.objects.order_by("id")[:batch_size])
-        if not records:
-            return Outcome.IDLE
-        delivered = deliver(producer, records)
-        if delivered:
-            OutboxRecord.objects.filter(id__in=delivered).delete()
-        return Outcome.SENT if len(delivered) == len(records) else Outcome.FAILED
-
-
 class OutboxRelay:
-    """A daemon thread that runs `relay_once` whenever woken, and every half second."""
+    """Publishes this process's commits at once, deletes what the broker took, and sweeps what others left."""
 
-    def __init__(self, producer_factory: Callable[[], Producer] = shared_producer) -> None:
+    def __init__(self, producer_factory: Callable[[], Producer] = relay_producer) -> None:
         self._producer_factory = producer_factory
+        self._producer: Producer | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._exit_hook = False
+        # Held while choosing between publishing directly and leaving records to the sweep.
+        self._mode_lock = threading.Lock()
+        self._paused = False
+        # Ids of this process's records that must go again (or for the first time) while paused.
+        self._unsent: set[int] = set()
+        self._acked: list[int] = []
+        self._fatal: str | None = None
+
+    ### Lifecycle ###
 
     def start(self) -> None:
         """Start the thread if it is not running yet."""
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stopping.clear()
+                self._producer = self._producer or self._producer_factory()
                 self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
                 self._thread.start()
-                # Finish the pass in hand before the process exits, so that a
-                # record the broker took is not left in the outbox to go twice.
+                # Wait for the broker's verdict on what is in flight before the
+                # process exits, so that a record it took is not sent again.
                 if not self._exit_hook:
                     atexit.register(self.stop, 5.0)
                     self._exit_hook = True
 
-    def wake(self) -> None:
-        """Ask for an immediate pass (called after a commit that wrote records)."""
-        self.start()
-        self._wake.set()
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopping.is_set()
+
+    @property
+    def paused(self) -> bool:
+        """Whether direct publishing is paused (records go through the sweep)."""
+        return self._paused
 
     def stop(self, timeout: float = 20.0) -> None:
-        """Finish the current pass, flush the producer and stop the thread."""
+        """Flush what is in flight, delete what the broker took, and stop the thread."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
+    ### Publishing ###
+
+    def publish(self, records: list[OutboxRecord]) -> None:
+        """Produce committed records now (called right after their commit, on any thread)."""
+        with self._mode_lock:
+            producer = self._producer
+            if producer is None or not self.running:
+                return  # a relay that does not run publishes nothing; the sweep of others does
+            if self._paused:
+                self._leave_to_sweep(r.id for r in records)
+                return
+            for index, record in enumerate(records):
+                try:
+                    self._produce(producer, record)
+                except BufferError:
+                    # The queue is full (a long outage): what did not fit waits in the
+                    # outbox, and publishing later records directly would overtake it.
+                    logger.warning("Kafka producer queue full; records wait in the outbox")
+                    self._paused = True
+                    self._leave_to_sweep(r.id for r in records[index:])
+                    return
+
+    def _leave_to_sweep(self, ids: Iterable[int]) -> None:
+        # Memory stays bounded in an endless outage; what is not remembered here
+        # is still in the outbox and goes with the age-based sweep.
+        for record_id in ids:
+            if len(self._unsent) < MAX_UNSENT_TRACKED:
+                self._unsent.add(record_id)
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Ask for a sweep now."""
+        self._wake.set()
+
+    def _produce(self, producer: Producer, record: OutboxRecord) -> None:
+        producer.produce(
+            record.topic,
+            key=record.key.encode(),
+            value=bytes(record.value),
+            headers=list(record.headers.items()),
+            on_delivery=partial(self._on_delivery, record.id),
+        )
+
+    def _on_delivery(self, record_id: int, err: KafkaError | None, msg: Message) -> None:
+        # Runs on the relay thread, inside poll() or flush().
+        if err is None:
+            self._acked.append(record_id)
+            return
+        if err.fatal():
+            self._fatal = str(err)
+        logger.warning("Outbox record %s not delivered: %s; it goes again", record_id, err)
+        with self._mode_lock:
+            self._paused = True
+            self._leave_to_sweep([record_id])
+
+    ### The relay thread ###
+
     def _run(self) -> None:
-        producer = self._producer_factory()
         backoff = 0.1
+        next_sweep = 0.0
+        last_delete = time.monotonic()
         while not self._stopping.is_set():
+            producer = self._producer
+            assert producer is not None
             try:
-                outcome = relay_once(producer)
-            except FatalProducerError as exc:
-                logger.error("Kafka producer failed for good (%s); starting a new one", exc)
-                discard_shared_producer(producer)
-                producer = self._producer_factory()
-                outcome = Outcome.FAILED
+                producer.poll(POLL_SECONDS)  # delivery reports: fills self._acked
+                now = time.monotonic()
+                if len(self._acked) >= DELETE_BATCH_SIZE or now - last_delete >= DELETE_INTERVAL_SECONDS:
+                    self._delete_acked()
+                    last_delete = now
+                if self._fatal is not None:
+                    self._replace_producer()
+                    continue
+                # Only with nothing of ours in flight: a sweep then never overtakes our own records.
+                if (self._wake.is_set() or now >= next_sweep) and len(producer) == 0:
+                    self._wake.clear()
+                    outcome = self.sweep()
+                    if outcome is Outcome.FAILED:
+                        next_sweep, backoff = now + backoff, min(backoff * 2, MAX_BACKOFF_SECONDS)
+                    else:
+                        backoff = 0.1
+                        next_sweep = now + (0.0 if outcome is Outcome.SENT else SWEEP_INTERVAL_SECONDS)
             except Exception:
                 logger.exception("Outbox relay pass failed")
-                outcome = Outcome.FAILED
+                next_sweep = time.monotonic() + backoff
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             finally:
                 close_old_connections()
-            producer.poll(0)  # serve delivery reports of records produced directly
-            if outcome is Outcome.SENT:
-                backoff = 0.1
-                continue
-            if outcome is Outcome.FAILED:
-                wait, backoff = backoff, min(backoff * 2, MAX_BACKOFF_SECONDS)
-            else:
-                backoff = 0.1
-                wait = BUSY_RETRY_SECONDS if outcome is Outcome.BUSY else IDLE_INTERVAL_SECONDS
-            self._wake.wait(wait)
-            self._wake.clear()
-        producer.flush(FLUSH_TIMEOUT_SECONDS)
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(STOP_FLUSH_SECONDS)
+        try:
+            self._delete_acked()
+        except Exception:  # the records stay in the outbox and go again; never lost
+            logger.exception("Could not delete acknowledged outbox records on the way out")
+        finally:
+            close_old_connections()
+
+    def _delete_acked(self) -> None:
+        if not self._acked:
+            return
+        # Appends from the delivery callbacks happen on this thread too; swap, then delete.
+        acked, self._acked = self._acked, []
+        OutboxRecord.objects.filter(id__in=acked).delete()
+
+    def _replace_producer(self) -> None:
+        # An idempotent producer that lost its sequence state refuses everything after;
+        # what it held failed through its callbacks and is left to the sweep.
+        logger.error("Kafka producer failed for good (%s); starting a new one", self._fatal)
+        with self._mode_lock:
+            self._paused = True
+            self._producer = self._producer_factory()
+            self._fatal = None
+
+    def sweep(self) -> Outcome:
+        """Send what is left to the sweep, in id order, and delete what the broker took.
+
+        Paused: this process's own records that did not go directly, then
+        direct publishing resumes. Otherwise: records older than
+        OUTBOX_SWEEP_AFTER_SECONDS, which their own process did not get out,
+        by one relay of the deployment at a time.
+        """
+        if self._paused:
+            return self._sweep_own()
+        cutoff = timezone.now() - timedelta(seconds=settings.OUTBOX_SWEEP_AFTER_SECONDS)
+        left = OutboxRecord.objects.filter(created_at__lt=cutoff).order_by("id")
+        # Every relay looks twice a second; an empty outbox costs one query, not a lock round trip.
+        if not left.exists():
+            return Outcome.IDLE
+        with relay_lock() as taken:
+            if not taken:
+                return Outcome.BUSY
+            return self._send(list(left[:SWEEP_BATCH_SIZE]))
+
+    def _sweep_own(self) -> Outcome:
+        with self._mode_lock:
+            ids = sorted(self._unsent)[:SWEEP_BATCH_SIZE]
+            # Taken off now; a failure puts a record back (see _on_delivery).
+            self._unsent.difference_update(ids)
+        batch = list(OutboxRecord.objects.filter(id__in=ids).order_by("id"))  # gone: another relay sent it
+        outcome = self._send(batch) if batch else Outcome.IDLE
+        with self._mode_lock:
+            if not self._unsent:
+                self._paused = False
+                logger.info("Outbox caught up; publishing directly again")
+        return outcome
+
+    def _send(self, batch: list[OutboxRecord]) -> Outcome:
+        """Produce a batch in order, wait for the broker, and delete what it took."""
+        producer = self._producer
+        assert producer is not None
+        for index, record in enumerate(batch):
+            try:
+                self._produce(producer, record)
+            except BufferError:
+                with self._mode_lock:  # the rest goes after these, in the next sweep
+                    self._leave_to_sweep(r.id for r in batch[index:])
+                break
+        producer.flush(SWEEP_FLUSH_SECONDS)
+        if self._fatal is not None:
+            raise FatalProducerError(self._fatal)
+        delivered = set(self._acked)
+        self._delete_acked()
+        return Outcome.SENT if all(record.id in delivered for record in batch) else Outcome.FAILED
 
 
 _relay = OutboxRelay()
 
 
-def wake_relay() -> None:
-    """Wake this process's relay (starting it on first use) unless autostart is off."""
+def publish_on_commit(records: list[OutboxRecord]) -> None:
+    """Publish records from this process's relay right after the current transaction commits."""
     if settings.OUTBOX_RELAY_AUTOSTART:
-        _relay.wake()
+        transaction.on_commit(partial(_start_and_publish, records))
+
+
+def _start_and_publish(records: list[OutboxRecord]) -> None:
+    _relay.start()
+    _relay.publish(records)
 
 
 def process_relay() -> OutboxRelay:

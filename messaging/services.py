@@ -8,6 +8,7 @@ always announced. Callers (WebSocket consumers, REST views) stay thin.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -16,8 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from chat_project.errors import NotFound, ValidationFailed
@@ -145,26 +146,20 @@ def message_send(
     """Store a message (status SENT) and queue it for chat-messages; return (message, created).
 
     When this returns, the message is committed. A repeat of a clientMessageId
-    by the same sender returns the original and stores nothing.
+    by the same sender returns the original and stores nothing. Four
+    statements and the commit: the seq, the message, its receipts and its
+    outbox record; membership comes from conversation_member_ids.
     """
     conversation_uuid = parse_conversation_id(conversation_id)
     client_message_id = clean_client_message_id(client_message_id)
     content = clean_content(content)
 
-    original = _original_message(sender, client_message_id, conversation_uuid)
-    if original is not None:
-        return original, False
+    member_ids = conversation_member_ids(conversation_uuid)
+    if sender.pk not in member_ids:
+        raise NotFound()
     try:
         with transaction.atomic():
-            member_ids = list(
-                Participant.objects.filter(conversation_id=conversation_uuid).values_list("user_id", flat=True)
-            )
-            if sender.pk not in member_ids:
-                raise NotFound()
-            # The row lock this UPDATE takes serializes senders of one conversation:
-            # seq is gapless and unique, and commit order is seq order.
-            Conversation.objects.filter(pk=conversation_uuid).update(last_seq=F("last_seq") + 1)
-            seq = Conversation.objects.values_list("last_seq", flat=True).get(pk=conversation_uuid)
+            seq = _next_seq(conversation_uuid)
             message = Message.objects.create(
                 conversation_id=conversation_uuid,
                 sender_id=sender.pk,
@@ -172,7 +167,7 @@ def message_send(
                 content=content,
                 client_message_id=client_message_id,
             )
-            recipient_ids = sorted(uid for uid in member_ids if uid != sender.pk)
+            recipient_ids = [uid for uid in member_ids if uid != sender.pk]
             Receipt.objects.bulk_create(
                 Receipt(message=message, user_id=uid, conversation_id=conversation_uuid, seq=seq)
                 for uid in recipient_ids
@@ -183,12 +178,58 @@ def message_send(
                 headers={ORIGIN_CHANNEL_HEADER: origin_channel} if origin_channel else None,
             )
     except IntegrityError:
-        # The same clientMessageId raced in from another socket and won.
+        # A repeat: the unique (sender, clientMessageId) refused the insert, and
+        # the rollback gave the seq back. Answer with the original.
         original = _original_message(sender, client_message_id, conversation_uuid)
         if original is None:
             raise
         return original, False
     return message, True
+
+
+def _next_seq(conversation_id: uuid.UUID) -> int:
+    """Allocate the conversation's next seq in one statement.
+
+    The row lock the UPDATE takes lasts until the commit, so it serializes the
+    senders of one conversation: seq is gapless and unique, and commit order
+    is seq order.
+    """
+    table = Conversation._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",
+            [Conversation._meta.pk.get_db_prep_value(conversation_id, connection)],
+        )
+        row = cursor.fetchone()
+    if row is None:  # deleted since its members were read
+        raise NotFound()
+    return row[0]
+
+
+def conversation_member_ids(conversation_id: uuid.UUID) -> tuple[int, ...]:
+    """Return the user ids of a conversation's participants, in id order (empty when unknown).
+
+    Participants never change once a conversation exists, so each process
+    keeps what it has read; an unknown id is not remembered.
+    """
+    members = _members.get(conversation_id)
+    if members is None:
+        members = tuple(
+            Participant.objects.filter(conversation_id=conversation_id)
+            .order_by("user_id")
+            .values_list("user_id", flat=True)
+        )
+        if members:
+            with _members_lock:
+                if len(_members) >= MEMBERS_CACHE_SIZE:
+                    _members.pop(next(iter(_members)))  # the oldest entry
+                _members[conversation_id] = members
+    return members
+
+
+MEMBERS_CACHE_SIZE = 100_000
+_members: dict[uuid.UUID, tuple[int, ...]] = {}
+_members_lock = threading.Lock()
 
 
 def _original_message(sender: AbstractBaseUser, client_message_id: str, conversation_id: uuid.UUID) -> Message | None:
@@ -204,7 +245,7 @@ def _original_message(sender: AbstractBaseUser, client_message_id: str, conversa
 def typing_event(*, user: AbstractBaseUser, conversation_id: Any, is_typing: bool) -> TypingEvent:
     """Build the typing-events payload for a participant; typing is never stored."""
     conversation_uuid = parse_conversation_id(conversation_id)
-    member_ids = list(Participant.objects.filter(conversation_id=conversation_uuid).values_list("user_id", flat=True))
+    member_ids = conversation_member_ids(conversation_uuid)
     if user.pk not in member_ids:
         raise NotFound()
     return TypingEvent(
@@ -212,7 +253,7 @@ def typing_event(*, user: AbstractBaseUser, conversation_id: Any, is_typing: boo
         user_id=str(user.pk),
         is_typing=is_typing,
         timestamp=int(time.time() * 1000),
-        recipient_ids=[str(uid) for uid in sorted(member_ids) if uid != user.pk],
+        recipient_ids=[str(uid) for uid in member_ids if uid != user.pk],
     )
 
 

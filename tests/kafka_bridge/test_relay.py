@@ -1,4 +1,4 @@
-"""The outbox relay with a stand-in producer: what it deletes, keeps and retries."""
+"""The outbox relay with a stand-in producer: what it publishes, deletes, keeps and sends again."""
 
 import time
 
@@ -9,7 +9,7 @@ from django.db import transaction
 from kafka_bridge.models import OutboxRecord
 from kafka_bridge.outbox import outbox_enqueue
 from kafka_bridge.payloads import TypingEvent
-from kafka_bridge.relay import FatalProducerError, OutboxRelay, Outcome, relay_once
+from kafka_bridge.relay import FatalProducerError, OutboxRelay, Outcome
 from kafka_bridge.topics import TYPING_EVENTS
 
 
@@ -28,7 +28,7 @@ class FakeMessage:
 
 
 class FakeProducer:
-    """Acknowledges every record, except those whose position is in `failures`."""
+    """Acknowledges every record on poll or flush, except those whose position is in `failures`."""
 
     def __init__(self, failures=None):
         self.failures = failures or {}
@@ -39,65 +39,138 @@ class FakeProducer:
         self.pending.append((topic, value, on_delivery))
 
     def flush(self, timeout=None):
-        for topic, value, on_delivery in self.pending:
+        pending, self.pending = self.pending, []
+        for topic, value, on_delivery in pending:
             position = len(self.produced)
-            self.produced.append(value)
+            self.produced.append(TypingEvent.decode(value).conversation_id)
             on_delivery(self.failures.get(position), FakeMessage(topic, position))
-        self.pending = []
         return 0
 
     def poll(self, timeout=None):
+        self.flush()
         return 0
 
+    def __len__(self):
+        return len(self.pending)
 
-def enqueue(n):
+
+def enqueue(*names):
     with transaction.atomic():
-        for i in range(n):
-            outbox_enqueue(topic=TYPING_EVENTS, payload=TypingEvent(f"c{i}", "1", True, i))
+        for name in names:
+            outbox_enqueue(topic=TYPING_EVENTS, payload=TypingEvent(name, "1", True, 0))
 
 
-def test_delivered_records_are_deleted_in_order(db):
-    enqueue(3)
-    producer = FakeProducer()
-    assert relay_once(producer) is Outcome.SENT
-    assert [TypingEvent.decode(v).conversation_id for v in producer.produced] == ["c0", "c1", "c2"]
-    assert not OutboxRecord.objects.exists()
-    assert relay_once(producer) is Outcome.IDLE
+def remaining():
+    return [TypingEvent.decode(bytes(r.value)).conversation_id for r in OutboxRecord.objects.order_by("id")]
 
 
-def test_everything_from_the_first_failure_on_is_kept(db):
-    enqueue(4)
-    producer = FakeProducer({1: KafkaError(KafkaError._MSG_TIMED_OUT)})
-    assert relay_once(producer) is Outcome.FAILED
-    remaining = [TypingEvent.decode(bytes(r.value)).conversation_id for r in OutboxRecord.objects.order_by("id")]
-    assert remaining == ["c1", "c2", "c3"]  # c2 and c3 go again, after c1: order is kept
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
 
 
-def test_a_fatal_producer_error_keeps_everything(db):
-    enqueue(2)
-    producer = FakeProducer({0: KafkaError(KafkaError._FATAL, fatal=True)})
+@pytest.fixture
+def sweep_at_once(settings):
+    settings.OUTBOX_SWEEP_AFTER_SECONDS = 0
+
+
+def test_the_sweep_sends_records_left_behind_in_order_and_deletes_them(db, sweep_at_once):
+    enqueue("c0", "c1", "c2")  # no relay runs here: as if their process had died
+    relay = OutboxRelay(producer_factory=FakeProducer)
+    relay._producer = producer = FakeProducer()
+    assert relay.sweep() is Outcome.SENT
+    assert producer.produced == ["c0", "c1", "c2"]
+    assert remaining() == []
+    assert relay.sweep() is Outcome.IDLE
+
+
+def test_the_sweep_leaves_fresh_records_to_their_own_process(db, settings):
+    settings.OUTBOX_SWEEP_AFTER_SECONDS = 60
+    enqueue("fresh")
+    relay = OutboxRelay()
+    relay._producer = producer = FakeProducer()
+    assert relay.sweep() is Outcome.IDLE
+    assert producer.produced == [] and remaining() == ["fresh"]
+
+
+def test_a_failed_record_is_kept(db, sweep_at_once):
+    enqueue("c0", "c1", "c2")
+    relay = OutboxRelay()
+    relay._producer = FakeProducer({1: KafkaError(KafkaError._MSG_TIMED_OUT)})
+    assert relay.sweep() is Outcome.FAILED
+    assert remaining() == ["c1"] and relay.paused
+
+
+def test_a_fatal_producer_error_keeps_everything(db, sweep_at_once):
+    enqueue("c0", "c1")
+    relay = OutboxRelay()
+    relay._producer = FakeProducer({0: KafkaError(KafkaError._FATAL, fatal=True)})
     with pytest.raises(FatalProducerError):
-        relay_once(producer)
-    assert OutboxRecord.objects.count() == 2
+        relay.sweep()
+    assert remaining() == ["c0", "c1"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_relay_replaces_a_producer_that_failed_for_good():
-    enqueue(2)
-    producers = [FakeProducer({0: KafkaError(KafkaError._FATAL, fatal=True)}), FakeProducer()]
+@pytest.fixture
+def running_relay(settings):
+    """This process's relay, started with stand-in producers; yields the producers it made."""
+    from kafka_bridge import relay as relay_module
+
+    settings.OUTBOX_RELAY_AUTOSTART = True
+    settings.OUTBOX_SWEEP_AFTER_SECONDS = 60  # only what this process publishes itself
     made = []
+    failures = [{}]
 
     def factory():
-        made.append(producers[len(made)])
+        made.append(FakeProducer(failures.pop(0) if failures else {}))
         return made[-1]
 
     relay = OutboxRelay(producer_factory=factory)
-    relay.start()
+    original, relay_module._relay = relay_module._relay, relay
+    relay.made = made
+    relay.failures = failures
     try:
-        deadline = time.monotonic() + 10
-        while OutboxRecord.objects.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        yield relay
     finally:
         relay.stop()
-    assert not OutboxRecord.objects.exists()
-    assert len(made) == 2 and len(producers[1].produced) == 2
+        relay_module._relay = original
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_is_published_at_once_and_deleted_once_acknowledged(running_relay):
+    enqueue("c0", "c1")
+    assert wait_until(lambda: not OutboxRecord.objects.exists())
+    assert running_relay.made[0].produced == ["c0", "c1"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rollback_publishes_nothing(running_relay):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        outbox_enqueue(topic=TYPING_EVENTS, payload=TypingEvent("rolled-back", "1", True, 0))
+        raise RuntimeError
+    enqueue("kept")  # the control: a commit does go out
+    assert wait_until(lambda: not OutboxRecord.objects.exists())
+    assert running_relay.made[0].produced == ["kept"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_record_goes_again_before_later_commits(running_relay):
+    running_relay.failures[:] = [{0: KafkaError(KafkaError._MSG_TIMED_OUT)}]
+    enqueue("first")  # fails once: the relay pauses direct publishing and sends it again
+    assert wait_until(lambda: len(running_relay.made[0].produced) == 2)
+    enqueue("second")
+    assert wait_until(lambda: not OutboxRecord.objects.exists())
+    # Sent again before the later commit, which went through the sweep, not around it.
+    assert running_relay.made[0].produced == ["first", "first", "second"]
+    assert wait_until(lambda: not running_relay.paused)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_replaces_a_producer_that_failed_for_good(running_relay):
+    fatal = KafkaError(KafkaError._FATAL, fatal=True)
+    running_relay.failures[:] = [{0: fatal, 1: fatal}, {}]  # a fatal error fails all it holds
+    enqueue("c0", "c1")
+    assert wait_until(lambda: not OutboxRecord.objects.exists())
+    assert len(running_relay.made) == 2
+    assert running_relay.made[1].produced == ["c0", "c1"]
