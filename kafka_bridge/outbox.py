@@ -16,11 +16,16 @@ def outbox_enqueue(*, topic: Topic, payload: Payload, headers: dict[str, str] | 
 
 def outbox_enqueue_many(*, topic: Topic, payloads: list[Payload], headers: dict[str, str] | None = None) -> None:
     """Queue records for Kafka in one insert, in order; must run inside the caller's transaction."""
+    outbox_enqueue_each(topic=topic, records=[(p, headers) for p in payloads])
+
+
+def outbox_enqueue_each(*, topic: Topic, records: list[tuple[Payload, dict[str, str] | None]]) -> None:
+    """Queue records with headers of their own in one insert, in order; must run inside the caller's transaction."""
     assert transaction.get_connection().in_atomic_block, "the outbox needs the caller's transaction"
-    records = OutboxRecord.objects.bulk_create(
-        OutboxRecord(topic=topic.name, key=topic.key(p), value=p.encode(), headers=headers or {}) for p in payloads
+    rows = OutboxRecord.objects.bulk_create(
+        OutboxRecord(topic=topic.name, key=topic.key(p), value=p.encode(), headers=h or {}) for p, h in records
     )
     # Imported here: the relay module pulls in the Kafka client, which models need not.
     from .relay import publish_on_commit
 
-    publish_on_commit(records)
+    publish_on_commit(rows)

@@ -26,6 +26,7 @@ from kafka_bridge.topics import TYPING_EVENTS
 from . import presence, selectors, services
 from .ratelimit import TokenBucket
 from .realtime import user_group
+from .sending import send_queue
 from .wire import message_wire
 
 logger = logging.getLogger(__name__)
@@ -131,13 +132,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_message_send(self, frame: dict[str, Any], request_id: Any) -> None:
         if not self.send_bucket.take():
             raise RateLimited()
-        message, _created = await db(services.message_send)(
+        conversation_id = services.parse_conversation_id(frame.get("conversationId"))
+        draft = services.check_message(
             sender=self.user,
-            conversation_id=frame.get("conversationId"),
             content=frame.get("content"),
             client_message_id=frame.get("clientMessageId"),
             origin_channel=self.channel_name,
         )
+        outcome = await send_queue().send(conversation_id, draft)
+        if isinstance(outcome, DomainError):
+            raise outcome
+        message, _created = outcome
         await self.send_frame(
             {
                 "type": "message.ack",

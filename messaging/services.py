@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +22,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from chat_project.errors import NotFound, ValidationFailed
-from kafka_bridge.outbox import outbox_enqueue, outbox_enqueue_many
+from chat_project.errors import DomainError, NotFound, ValidationFailed
+from kafka_bridge.outbox import outbox_enqueue_each, outbox_enqueue_many
 from kafka_bridge.payloads import MessageStatusEvent, TypingEvent
 from kafka_bridge.topics import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS
 
@@ -135,6 +136,30 @@ def _direct_conversation(user_a: int, user_b: int) -> tuple[Conversation, bool]:
 ### Messages ###
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A checked message.send, not stored yet."""
+
+    sender_id: int
+    sender_name: str
+    client_message_id: str
+    content: str
+    origin_channel: str | None = None
+
+
+def check_message(
+    *, sender: AbstractBaseUser, content: Any, client_message_id: Any, origin_channel: str | None = None
+) -> Draft:
+    """Validate a message's fields from a client; raise ValidationFailed naming the bad one."""
+    return Draft(
+        sender_id=sender.pk,
+        sender_name=sender.get_username(),
+        client_message_id=clean_client_message_id(client_message_id),
+        content=clean_content(content),
+        origin_channel=origin_channel,
+    )
+
+
 def message_send(
     *,
     sender: AbstractBaseUser,
@@ -146,49 +171,101 @@ def message_send(
     """Store a message (status SENT) and queue it for chat-messages; return (message, created).
 
     When this returns, the message is committed. A repeat of a clientMessageId
-    by the same sender returns the original and stores nothing. Four
-    statements and the commit: the seq, the message, its receipts and its
-    outbox record; membership comes from conversation_member_ids.
+    by the same sender returns the original and stores nothing.
     """
     conversation_uuid = parse_conversation_id(conversation_id)
-    client_message_id = clean_client_message_id(client_message_id)
-    content = clean_content(content)
+    draft = check_message(
+        sender=sender, content=content, client_message_id=client_message_id, origin_channel=origin_channel
+    )
+    (outcome,) = messages_store(conversation_id=conversation_uuid, drafts=[draft])
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
 
-    member_ids = conversation_member_ids(conversation_uuid)
-    if sender.pk not in member_ids:
-        raise NotFound()
+
+SendOutcome = tuple[Message, bool] | DomainError
+
+
+def messages_store(*, conversation_id: uuid.UUID, drafts: list[Draft]) -> list[SendOutcome]:
+    """Store checked messages to one conversation, in order, in one transaction; return each one's outcome.
+
+    An outcome is (message, created) or the error for that draft alone
+    (NotFound for a sender who is not a participant; a repeated
+    clientMessageId answers with the original). Four statements and the
+    commit however many drafts: a busy conversation's senders, queued behind
+    its row lock, share one commit (see sending.py).
+    """
+    member_ids = conversation_member_ids(conversation_id)
+    outcomes: list[SendOutcome | None] = [None if d.sender_id in member_ids else NotFound() for d in drafts]
+    members_drafts = [d for d, o in zip(drafts, outcomes, strict=True) if o is None]
+    if not members_drafts:
+        return outcomes  # type: ignore[return-value]
+    if len({(d.sender_id, d.client_message_id) for d in members_drafts}) < len(members_drafts):
+        stored = [_store_one(conversation_id, d) for d in members_drafts]  # repeats within the batch
+    else:
+        try:
+            stored = [(m, True) for m in _store(conversation_id, members_drafts, member_ids)]
+        except IntegrityError:
+            # A repeat of a stored clientMessageId is in the batch (the rollback
+            # gave the seqs back): store one by one, so that only it is answered with its original.
+            stored = [_store_one(conversation_id, d) for d in members_drafts]
+    results = iter(stored)
+    return [o if o is not None else next(results) for o in outcomes]
+
+
+def _store_one(conversation_id: uuid.UUID, draft: Draft) -> SendOutcome:
     try:
-        with transaction.atomic():
-            seq = _next_seq(conversation_uuid)
-            message = Message.objects.create(
-                conversation_id=conversation_uuid,
-                sender_id=sender.pk,
-                seq=seq,
-                content=content,
-                client_message_id=client_message_id,
-            )
-            recipient_ids = [uid for uid in member_ids if uid != sender.pk]
-            Receipt.objects.bulk_create(
-                Receipt(message=message, user_id=uid, conversation_id=conversation_uuid, seq=seq)
-                for uid in recipient_ids
-            )
-            outbox_enqueue(
-                topic=CHAT_MESSAGES,
-                payload=chat_message_event(message, [str(uid) for uid in recipient_ids], sender.get_username()),
-                headers={ORIGIN_CHANNEL_HEADER: origin_channel} if origin_channel else None,
-            )
+        (message,) = _store(conversation_id, [draft], conversation_member_ids(conversation_id))
     except IntegrityError:
-        # A repeat: the unique (sender, clientMessageId) refused the insert, and
-        # the rollback gave the seq back. Answer with the original.
-        original = _original_message(sender, client_message_id, conversation_uuid)
+        # A repeat: the unique (sender, clientMessageId) refused the insert. Answer with the original.
+        try:
+            original = _original_message(draft.sender_id, draft.client_message_id, conversation_id)
+        except DomainError as exc:
+            return exc
         if original is None:
             raise
         return original, False
+    except DomainError as exc:
+        return exc
     return message, True
 
 
-def _next_seq(conversation_id: uuid.UUID) -> int:
-    """Allocate the conversation's next seq in one statement.
+def _store(conversation_id: uuid.UUID, drafts: list[Draft], member_ids: tuple[int, ...]) -> list[Message]:
+    with transaction.atomic():
+        last = _advance_seq(conversation_id, len(drafts))
+        messages = Message.objects.bulk_create(
+            Message(
+                conversation_id=conversation_id,
+                sender_id=draft.sender_id,
+                seq=last - len(drafts) + index + 1,
+                content=draft.content,
+                client_message_id=draft.client_message_id,
+            )
+            for index, draft in enumerate(drafts)
+        )
+        Receipt.objects.bulk_create(
+            Receipt(message=message, user_id=uid, conversation_id=conversation_id, seq=message.seq)
+            for message in messages
+            for uid in member_ids
+            if uid != message.sender_id
+        )
+        outbox_enqueue_each(
+            topic=CHAT_MESSAGES,
+            records=[
+                (
+                    chat_message_event(
+                        message, [str(uid) for uid in member_ids if uid != draft.sender_id], draft.sender_name
+                    ),
+                    {ORIGIN_CHANNEL_HEADER: draft.origin_channel} if draft.origin_channel else None,
+                )
+                for message, draft in zip(messages, drafts, strict=True)
+            ],
+        )
+    return messages
+
+
+def _advance_seq(conversation_id: uuid.UUID, count: int) -> int:
+    """Allocate the conversation's next `count` seqs in one statement; return the last.
 
     The row lock the UPDATE takes lasts until the commit, so it serializes the
     senders of one conversation: seq is gapless and unique, and commit order
@@ -197,8 +274,8 @@ def _next_seq(conversation_id: uuid.UUID) -> int:
     table = Conversation._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",
-            [Conversation._meta.pk.get_db_prep_value(conversation_id, connection)],
+            f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq",
+            [count, Conversation._meta.pk.get_db_prep_value(conversation_id, connection)],
         )
         row = cursor.fetchone()
     if row is None:  # deleted since its members were read
@@ -232,8 +309,8 @@ _members: dict[uuid.UUID, tuple[int, ...]] = {}
 _members_lock = threading.Lock()
 
 
-def _original_message(sender: AbstractBaseUser, client_message_id: str, conversation_id: uuid.UUID) -> Message | None:
-    original = Message.objects.filter(sender_id=sender.pk, client_message_id=client_message_id).first()
+def _original_message(sender_id: int, client_message_id: str, conversation_id: uuid.UUID) -> Message | None:
+    original = Message.objects.filter(sender_id=sender_id, client_message_id=client_message_id).first()
     if original is not None and original.conversation_id != conversation_id:
         raise ValidationFailed({"clientMessageId": "Already used for a message in another conversation."})
     return original
