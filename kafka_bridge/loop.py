@@ -143,38 +143,57 @@ class TopicLoop(Generic[P]):
         return first + consumer.consume(POLL_BATCH - 1, 0)
 
     async def _handle_batch(self, consumer: Consumer, messages: list[Message], stopping: asyncio.Event) -> None:
-        """Handle a polled batch in order, then commit what was finished."""
-        done: dict[tuple[str, int], int] = {}
-        pending = [m for m in messages if not m.error()]
+        """Handle a polled batch, then commit what was finished.
+
+        Records of one key (one conversation, one user) are handled in order,
+        one after another; different keys are handled concurrently, so one
+        slow key or round trip does not hold up the others.
+        """
         for msg in messages:
             if msg.error():
                 logger.warning("Consumer error on %s: %s", self.topic.name, msg.error())
-        try:
-            for index, msg in enumerate(pending):
-                if stopping.is_set():
-                    break  # the rest is redelivered to whoever consumes next
+        pending = [m for m in messages if not m.error()]
+        chains: dict[tuple[int, bytes | None], list[Message]] = {}
+        for msg in pending:
+            chains.setdefault((msg.partition(), msg.key()), []).append(msg)
+        finished: set[tuple[int, int]] = set()
+        failed = asyncio.Event()
+
+        async def handle_chain(chain: list[Message]) -> None:
+            for msg in chain:
+                if stopping.is_set() or failed.is_set():
+                    return  # the rest is redelivered to whoever consumes next
                 try:
                     await self._process(msg, stopping)
                 except Stopping:
-                    break
+                    return
                 except Exception:
-                    # Neither handled nor parked (the broker refused the dead letter):
-                    # rewind so that this record and the rest of the batch come again.
+                    # Neither handled nor parked (the broker refused the dead letter).
                     logger.exception("Could not finish %s@%s/%s", msg.topic(), msg.partition(), msg.offset())
-                    await self._rewind(consumer, pending[index:])
-                    await asyncio.sleep(self.retry.max_delay)
-                    break
-                done[(msg.topic(), msg.partition())] = msg.offset() + 1
-        finally:
-            if done:
-                await self._commit(consumer, done)
+                    failed.set()
+                    return
+                finished.add((msg.partition(), msg.offset()))
 
-    async def _rewind(self, consumer: Consumer, unfinished: list[Message]) -> None:
-        first: dict[tuple[str, int], int] = {}
-        for msg in unfinished:
-            first.setdefault((msg.topic(), msg.partition()), msg.offset())
-        for (topic, partition), offset in first.items():
-            await self._call(consumer.seek, TopicPartition(topic, partition, offset))
+        await asyncio.gather(*(handle_chain(chain) for chain in chains.values()))
+
+        # Commit each partition up to its first unfinished record; with a failure,
+        # rewind there so that it and everything after it comes again.
+        done: dict[tuple[str, int], int] = {}
+        unfinished: dict[tuple[str, int], int] = {}
+        for msg in pending:
+            partition = (msg.topic(), msg.partition())
+            if partition in unfinished:
+                continue
+            if (msg.partition(), msg.offset()) in finished:
+                done[partition] = msg.offset() + 1
+            else:
+                unfinished[partition] = msg.offset()
+        if done:
+            await self._commit(consumer, done)
+        if failed.is_set() and not stopping.is_set():
+            for (topic, partition), offset in unfinished.items():
+                await self._call(consumer.seek, TopicPartition(topic, partition, offset))
+            await asyncio.sleep(self.retry.max_delay)
 
     async def _commit(self, consumer: Consumer, done: dict[tuple[str, int], int]) -> None:
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in done.items()]
