@@ -9,6 +9,7 @@ frame. Nothing else formats errors, so both sides always agree.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.http import Http404
@@ -33,6 +34,10 @@ class DomainError(Exception):
         """Describe the error when the raiser gave no detail."""
         return self.code.replace("_", " ")
 
+    def frame_fields(self) -> dict[str, Any]:
+        """Return fields the WebSocket `error` frame carries besides code and detail."""
+        return {}
+
 
 class ValidationFailed(DomainError):
     code = "validation_error"
@@ -53,8 +58,17 @@ class RateLimited(DomainError):
     code = "rate_limited"
     http_status = status.HTTP_429_TOO_MANY_REQUESTS
 
+    def __init__(self, detail: Any = None, *, retry_after_seconds: float | None = None) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(detail)
+
     def default_detail(self) -> str:
         return "Too many requests; slow down."
+
+    def frame_fields(self) -> dict[str, Any]:
+        if self.retry_after_seconds is None:
+            return {}
+        return {"retryAfterMs": max(1, math.ceil(self.retry_after_seconds * 1000))}
 
 
 def flatten_validation_detail(detail: Any) -> Any:
@@ -98,6 +112,6 @@ def rest_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     )
 
 
-def error_frame(code: str, detail: Any, request_id: Any = None) -> dict[str, Any]:
+def error_frame(code: str, detail: Any, request_id: Any = None, **fields: Any) -> dict[str, Any]:
     """Build a WebSocket `error` frame."""
-    return {"type": "error", "requestId": request_id, **error_body(code, detail)}
+    return {"type": "error", "requestId": request_id, **error_body(code, detail), **fields}

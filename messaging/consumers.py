@@ -124,14 +124,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise FrameError("unknown_type", f"Unknown frame type {frame['type'][:50]!r}.")
             await handler(self, frame, request_id)
         except DomainError as exc:
-            await self.send_frame(error_frame(exc.code, exc.detail, request_id))
+            await self.send_frame(error_frame(exc.code, exc.detail, request_id, **exc.frame_fields()))
         except Exception:
             logger.exception("Frame from user %s failed", self.user.pk)
             await self.send_frame(error_frame("server_error", "Internal error; it has been logged.", request_id))
 
     async def on_message_send(self, frame: dict[str, Any], request_id: Any) -> None:
         if not self.send_bucket.take():
-            raise RateLimited()
+            raise RateLimited(retry_after_seconds=self.send_bucket.seconds_until_next())
         conversation_id = services.parse_conversation_id(frame.get("conversationId"))
         draft = services.check_message(
             sender=self.user,

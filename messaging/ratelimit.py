@@ -23,3 +23,8 @@ class TokenBucket:
             self.tokens -= 1
             return True
         return False
+
+    def seconds_until_next(self) -> float:
+        """Return how long until `take` would succeed (0 when it would now)."""
+        missing = 1 - self.tokens
+        return max(0.0, missing / self.rate) if self.rate > 0 else float("inf")

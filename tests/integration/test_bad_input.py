@@ -120,6 +120,8 @@ async def test_send_rate_limit(pair, stack):
     limited = [r for r in replies if r.get("code") == "rate_limited"]
     assert len(acks) + len(limited) == len(ids)
     assert limited, "the burst should have been limited"
+    # When to try again: at the configured rate, a token comes back within 1/rate seconds.
+    assert all(isinstance(r["retryAfterMs"], int) and 1 <= r["retryAfterMs"] <= 100 for r in limited), limited[:3]
     assert len(acks) >= 30  # the configured burst went through
     assert message_count(stack, direct["id"]) == len(acks)
 
