@@ -109,6 +109,8 @@ class TopicLoop(Generic[P]):
         self.group_id = group_id
         self.retry = retry or RetryPolicy()
         self.stats = LoopStats()
+        # The next offset to consume, per partition, of everything handled so far.
+        self._finished: dict[tuple[str, int], int] = {}
         # One thread owns the consumer: librdkafka calls must not run on the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{topic.name}")
 
@@ -118,7 +120,7 @@ class TopicLoop(Generic[P]):
     async def run(self, stopping: asyncio.Event) -> None:
         """Poll, handle and commit until asked to stop; always close the consumer."""
         config = consumer_config(self.group_id)
-        consumer = Consumer({**config, "error_cb": self._log_error})
+        consumer = Consumer({**config, "error_cb": self._log_error, "on_commit": self._on_commit})
         await self._call(consumer.subscribe, [self.topic.name])
         logger.info("Consuming %s as group %s", self.topic.name, config["group.id"])
         try:
@@ -126,6 +128,10 @@ class TopicLoop(Generic[P]):
                 messages = await self._call(self._fetch, consumer)
                 await self._handle_batch(consumer, messages, stopping)
         finally:
+            # The commits on the way were sent without waiting; the last one waits for the broker.
+            assigned = {(tp.topic, tp.partition) for tp in await self._call(consumer.assignment)}
+            if last := {tp: offset for tp, offset in self._finished.items() if tp in assigned}:
+                await self._commit(consumer, last, wait=True)
             await self._call(consumer.close)
             self._executor.shutdown(wait=False)
             logger.info("Stopped consuming %s as group %s (%s)", self.topic.name, self.group_id, self.stats)
@@ -195,12 +201,24 @@ class TopicLoop(Generic[P]):
                 await self._call(consumer.seek, TopicPartition(topic, partition, offset))
             await asyncio.sleep(self.retry.max_delay)
 
-    async def _commit(self, consumer: Consumer, done: dict[tuple[str, int], int]) -> None:
+    async def _commit(self, consumer: Consumer, done: dict[tuple[str, int], int], *, wait: bool = False) -> None:
+        """Commit offsets of finished records; without waiting for the broker unless asked.
+
+        A commit that fails (a rebalance, an outage) only means those records
+        come again, so the loop does not wait for each one: a round trip per
+        batch would cap a loop at a few hundred batches a second. Commits go
+        out in order, so a later one covers an earlier one that failed.
+        """
+        self._finished.update(done)
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in done.items()]
         try:
-            await self._call(lambda: consumer.commit(offsets=offsets, asynchronous=False))
-        except Exception as exc:  # a rebalance or an outage: the records come again
+            await self._call(lambda: consumer.commit(offsets=offsets, asynchronous=not wait))
+        except Exception as exc:
             logger.warning("Commit on %s failed (%s); those records will be redelivered", self.topic.name, exc)
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if err is not None:
+            logger.warning("Commit on %s failed (%s); those records will be redelivered", self.topic.name, err)
 
     async def _process(self, msg: Message, stopping: asyncio.Event) -> None:
         info = RecordInfo.of(msg)

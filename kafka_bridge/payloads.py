@@ -7,6 +7,7 @@ fields are camelCase JSON, a superset of the seed's payloads (PROTOCOL.md §1).
 
 from __future__ import annotations
 
+import functools
 import json
 import types
 import typing
@@ -38,6 +39,16 @@ def _check(value: Any, expected: Any) -> bool:
     return isinstance(value, expected)
 
 
+@functools.cache
+def _wire_fields(cls: type) -> tuple[tuple[str, str, Any, bool], ...]:
+    """Return (attribute, wire name, type, required) of each field; worked out once per class."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (f.name, camel(f.name), hints[f.name], f.default is MISSING and f.default_factory is MISSING)
+        for f in fields(cls)
+    )
+
+
 class Payload:
     """Base of every payload: JSON encoding and checked decoding."""
 
@@ -56,18 +67,16 @@ class Payload:
         """Build the payload from wire JSON, checking every field's type."""
         if not isinstance(data, dict):
             raise PayloadError(f"{cls.__name__}: expected a JSON object")
-        hints = typing.get_type_hints(cls)
         kwargs: dict[str, Any] = {}
-        for f in fields(cls):  # type: ignore[arg-type]
-            key = camel(f.name)
+        for name, key, hint, required in _wire_fields(cls):
             if key not in data:
-                if f.default is MISSING and f.default_factory is MISSING:
+                if required:
                     raise PayloadError(f"{cls.__name__}: missing field {key!r}")
                 continue
             value = data[key]
-            if not _check(value, hints[f.name]):
+            if not _check(value, hint):
                 raise PayloadError(f"{cls.__name__}: field {key!r} has the wrong type")
-            kwargs[f.name] = value
+            kwargs[name] = value
         return cls(**kwargs)
 
     @classmethod
