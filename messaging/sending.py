@@ -30,6 +30,10 @@ class ConversationSendQueue:
 
     async def send(self, conversation_id: uuid.UUID, draft: Draft) -> SendOutcome:
         """Store a draft (possibly with others of the same conversation); return its outcome."""
+        return await self.submit(conversation_id, draft)
+
+    def submit(self, conversation_id: uuid.UUID, draft: Draft) -> asyncio.Future[SendOutcome]:
+        """Queue a draft behind the earlier ones of its conversation; return the future of its outcome."""
         future: asyncio.Future[SendOutcome] = asyncio.get_running_loop().create_future()
         waiting = self._waiting.get(conversation_id)
         if waiting is None:
@@ -39,7 +43,7 @@ class ConversationSendQueue:
             task.add_done_callback(self._drains.discard)
         else:
             waiting.append((draft, future))
-        return await future
+        return future
 
     async def _drain(self, conversation_id: uuid.UUID) -> None:
         batch: Waiting = []
