@@ -18,14 +18,17 @@ from django.conf import settings
 
 from messaging.handlers import (
     deliver_chat_message,
+    deliver_chat_messages,
     deliver_status_event,
+    deliver_status_events,
     deliver_typing,
+    deliver_typing_events,
     notify_offline_recipients,
 )
 from notifications.handlers import store_and_push_notification
 
 from .clients import producer_config
-from .loop import Handler, TopicLoop
+from .loop import BatchHandler, Handler, TopicLoop
 from .relay import process_relay
 from .topics import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS, NOTIFICATIONS, TYPING_EVENTS, Topic
 
@@ -40,12 +43,14 @@ class LoopSpec:
     handler: Handler
     # Appended to the consumer group; a loop with a purpose of its own gets a group of its own.
     group_suffix: str = ""
+    # Handles several records of one key at once, where that saves round trips.
+    batch_handler: BatchHandler | None = None
 
 
 LOOPS: dict[str, LoopSpec] = {
-    "chat-messages": LoopSpec(CHAT_MESSAGES, deliver_chat_message),
-    "message-status-events": LoopSpec(MESSAGE_STATUS_EVENTS, deliver_status_event),
-    "typing-events": LoopSpec(TYPING_EVENTS, deliver_typing),
+    "chat-messages": LoopSpec(CHAT_MESSAGES, deliver_chat_message, batch_handler=deliver_chat_messages),
+    "message-status-events": LoopSpec(MESSAGE_STATUS_EVENTS, deliver_status_event, batch_handler=deliver_status_events),
+    "typing-events": LoopSpec(TYPING_EVENTS, deliver_typing, batch_handler=deliver_typing_events),
     "notifications": LoopSpec(NOTIFICATIONS, store_and_push_notification),
     # Reads chat-messages again, for offline recipients, so that notification
     # work never holds up live delivery.
@@ -65,7 +70,13 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
     dead_letters = Producer(producer_config())
     group = group_id or settings.KAFKA_CONSUMER_GROUP
     loops = [
-        TopicLoop(spec.topic, spec.handler, dead_letter_producer=dead_letters, group_id=group + spec.group_suffix)
+        TopicLoop(
+            spec.topic,
+            spec.handler,
+            dead_letter_producer=dead_letters,
+            group_id=group + spec.group_suffix,
+            batch_handler=spec.batch_handler,
+        )
         for spec in (LOOPS[name] for name in loop_names)
     ]
     logger.info("Bridge running: %s", ", ".join(t.topic.name for t in loops))

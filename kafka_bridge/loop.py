@@ -66,6 +66,9 @@ class RecordInfo:
 
 
 Handler = Callable[[P, RecordInfo], Awaitable[None]]
+# Handles several records of one key at once, in order (for example with one
+# round trip for all of them); must be safe to run again for any of them.
+BatchHandler = Callable[[list[tuple[P, RecordInfo]]], Awaitable[None]]
 
 
 @dataclass
@@ -102,9 +105,11 @@ class TopicLoop(Generic[P]):
         dead_letter_producer: Producer,
         group_id: str | None = None,
         retry: RetryPolicy | None = None,
+        batch_handler: BatchHandler[P] | None = None,
     ) -> None:
         self.topic = topic
         self.handler = handler
+        self.batch_handler = batch_handler
         self.dead_letter_producer = dead_letter_producer
         self.group_id = group_id
         self.retry = retry or RetryPolicy()
@@ -166,6 +171,9 @@ class TopicLoop(Generic[P]):
         failed = asyncio.Event()
 
         async def handle_chain(chain: list[Message]) -> None:
+            if len(chain) > 1 and self.batch_handler is not None and await self._process_together(chain):
+                finished.update((msg.partition(), msg.offset()) for msg in chain)
+                return
             for msg in chain:
                 if stopping.is_set() or failed.is_set():
                     return  # the rest is redelivered to whoever consumes next
@@ -219,6 +227,26 @@ class TopicLoop(Generic[P]):
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if err is not None:
             logger.warning("Commit on %s failed (%s); those records will be redelivered", self.topic.name, err)
+
+    async def _process_together(self, chain: list[Message]) -> bool:
+        """Handle one key's records with one call of the batch handler; False when they must go one by one."""
+        assert self.batch_handler is not None
+        items: list[tuple[P, RecordInfo]] = []
+        for msg in chain:
+            try:
+                items.append((self.topic.payload.decode(msg.value()), RecordInfo.of(msg)))
+            except PayloadError:
+                return False  # one by one: it goes to the dead-letter topic, the rest after it
+        try:
+            await self.batch_handler(items)
+        except Exception as exc:
+            # One by one, with retries and the dead-letter topic; those already done are done again.
+            logger.warning(
+                "Batch of %d records on %s failed (%s); handling them one by one", len(items), self.topic.name, exc
+            )
+            return False
+        self.stats.processed += len(items)
+        return True
 
     async def _process(self, msg: Message, stopping: asyncio.Event) -> None:
         info = RecordInfo.of(msg)

@@ -14,19 +14,28 @@ from kafka_bridge.payloads import ChatMessage, MessageStatusEvent, TypingEvent
 from notifications.services import notification_for_new_message
 
 from .presence import online_user_ids
-from .realtime import push_frame
+from .realtime import push_frames
 from .services import ORIGIN_CHANNEL_HEADER
 from .wire import message_wire_from_event
 
 
 async def deliver_chat_message(event: ChatMessage, info: RecordInfo) -> None:
     """Push `message.new` to every recipient and to the sender's other sockets."""
-    frame = {"type": "message.new", "message": message_wire_from_event(event)}
-    await push_frame(
-        [*event.recipient_ids, event.sender_id],
-        frame,
-        # The sending socket already has the message in its message.ack.
-        exclude_channel=info.headers.get(ORIGIN_CHANNEL_HEADER),
+    await deliver_chat_messages([(event, info)])
+
+
+async def deliver_chat_messages(records: list[tuple[ChatMessage, RecordInfo]]) -> None:
+    """Push the `message.new` frames of several records of one conversation, in order."""
+    await push_frames(
+        [
+            (
+                [*event.recipient_ids, event.sender_id],
+                {"type": "message.new", "message": message_wire_from_event(event)},
+                # The sending socket already has the message in its message.ack.
+                info.headers.get(ORIGIN_CHANNEL_HEADER),
+            )
+            for event, info in records
+        ]
     )
 
 
@@ -44,7 +53,16 @@ async def notify_offline_recipients(event: ChatMessage, info: RecordInfo) -> Non
 
 async def deliver_status_event(event: MessageStatusEvent, info: RecordInfo) -> None:
     """Push `message.status` to the sockets of the message's sender."""
-    frame = {
+    await deliver_status_events([(event, info)])
+
+
+async def deliver_status_events(records: list[tuple[MessageStatusEvent, RecordInfo]]) -> None:
+    """Push the `message.status` frames of several records of one sender, in order."""
+    await push_frames([([event.sender_id], _status_frame(event), None) for event, _info in records])
+
+
+def _status_frame(event: MessageStatusEvent) -> dict[str, object]:
+    frame: dict[str, object] = {
         "type": "message.status",
         "messageId": event.message_id,
         "conversationId": event.conversation_id,
@@ -54,16 +72,29 @@ async def deliver_status_event(event: MessageStatusEvent, info: RecordInfo) -> N
     }
     if event.up_to_seq is not None:
         frame["upToSeq"] = event.up_to_seq
-    await push_frame([event.sender_id], frame)
+    return frame
 
 
 async def deliver_typing(event: TypingEvent, info: RecordInfo) -> None:
     """Push `typing` to the other participants, never to the typist."""
-    frame = {
-        "type": "typing",
-        "conversationId": event.conversation_id,
-        "userId": event.user_id,
-        "isTyping": event.is_typing,
-        "timestamp": event.timestamp,
-    }
-    await push_frame([uid for uid in event.recipient_ids if uid != event.user_id], frame)
+    await deliver_typing_events([(event, info)])
+
+
+async def deliver_typing_events(records: list[tuple[TypingEvent, RecordInfo]]) -> None:
+    """Push the `typing` frames of several records of one conversation, in order."""
+    await push_frames(
+        [
+            (
+                [uid for uid in event.recipient_ids if uid != event.user_id],
+                {
+                    "type": "typing",
+                    "conversationId": event.conversation_id,
+                    "userId": event.user_id,
+                    "isTyping": event.is_typing,
+                    "timestamp": event.timestamp,
+                },
+                None,
+            )
+            for event, _info in records
+        ]
+    )
