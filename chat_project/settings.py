@@ -159,10 +159,11 @@ REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_PREFIX = env("REDIS_PREFIX", "chat")
 
 # The pub/sub layer is used because the core layer drops group messages
-# silently once a channel holds `capacity` of them (see benchmarks/).
+# silently once a channel holds `capacity` of them (see benchmarks/); ours
+# sends its subscriptions in batches (chat_project/channel_layer.py).
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "BACKEND": "chat_project.channel_layer.BatchingPubSubChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX},
     }
 }
@@ -195,6 +196,11 @@ SPECTACULAR_SETTINGS = {
 
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 64 * 1024)
 CHAT_MAX_CONTENT_CHARS = env_int("CHAT_MAX_CONTENT_CHARS", 4000)
+# A socket whose unsent outgoing bytes (held by the server beyond what the kernel
+# buffers) pass this is closed with 1013 and recovers by `sync`. 1 MiB is 16
+# frames of the largest size or hundreds of full-length messages: a client that
+# far behind is not reading, and memory per socket stays bounded.
+CHAT_WS_MAX_OUTGOING_BYTES = env_int("CHAT_WS_MAX_OUTGOING_BYTES", 1024 * 1024)
 # Token bucket per connection for message.send: a burst, then a steady rate.
 CHAT_SEND_BURST = env_int("CHAT_SEND_BURST", 30)
 CHAT_SEND_RATE_PER_SECOND = env_float("CHAT_SEND_RATE_PER_SECOND", 10.0)
@@ -202,6 +208,11 @@ CHAT_TYPING_INTERVAL_SECONDS = env_float("CHAT_TYPING_INTERVAL_SECONDS", 2.0)
 CHAT_SYNC_BATCH_MAX = 500
 # A socket whose process died stops counting as online after this long.
 CHAT_PRESENCE_TTL_SECONDS = env_float("CHAT_PRESENCE_TTL_SECONDS", 60.0)
+
+### Web server ###
+
+# `manage.py serve` runs this many daphne processes on one listening socket.
+WEB_PROCESSES = env_int("WEB_PROCESSES", os.cpu_count() or 1)
 
 ### Kafka ###
 

@@ -4,6 +4,10 @@ A token (the `Authorization: Token <key>` header, or `?token=<key>` for
 browser code that cannot set headers) wins over the session cookie. The
 Origin header, when present, must name an allowed host; non-browser clients
 send none and are identified by their token alone.
+
+After a deploy every client reconnects at once, so the tokens of the
+handshakes arriving together are looked up with one query, and only
+handshakes without a token (the web page's) pay for the session lookup.
 """
 
 from __future__ import annotations
@@ -17,16 +21,31 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 
+from chat_project.batching import Coalescer, PerLoop
 from chat_project.db import db
 
+TOKEN_KEY_LENGTH = Token._meta.get_field("key").max_length
 
-@db
-def user_for_token(key: str) -> Any:
-    """Return the active user owning a token, or AnonymousUser."""
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
+
+def users_for_tokens(keys: list[str]) -> dict[str, Any]:
+    """Return the active users owning the given tokens, by token."""
+    tokens = Token.objects.select_related("user").filter(key__in=set(keys), user__is_active=True)
+    return {token.key: token.user for token in tokens}
+
+
+async def _users_for_tokens(keys: list[str]) -> dict[str, Any]:
+    return await db(users_for_tokens)(keys)
+
+
+_token_lookups: PerLoop[Coalescer[str, dict[str, Any]]] = PerLoop(lambda: Coalescer(_users_for_tokens, "token lookups"))
+
+
+async def user_for_token(key: str) -> Any:
+    """Return the active user owning a token, or AnonymousUser (one query for the handshakes of the moment)."""
+    if len(key) > TOKEN_KEY_LENGTH:  # no such token: nothing to look up
         return AnonymousUser()
-    return token.user
+    users = await _token_lookups.get().submit(key)
+    return users.get(key) or AnonymousUser()
 
 
 def token_from_scope(scope: dict[str, Any]) -> str | None:
@@ -41,16 +60,17 @@ def token_from_scope(scope: dict[str, Any]) -> str | None:
 
 
 class TokenAuthMiddleware:
-    """Set scope["user"] from a token when the handshake carries one."""
+    """Set scope["user"] from the handshake's token, or from its session cookie when it carries no token."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self.by_session = AuthMiddlewareStack(inner)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         key = token_from_scope(scope)
-        if key is not None:
-            scope = {**scope, "user": await user_for_token(key)}
-        return await self.inner(scope, receive, send)
+        if key is None:
+            return await self.by_session(scope, receive, send)
+        return await self.inner({**scope, "user": await user_for_token(key)}, receive, send)
 
 
 class BrowserOriginValidator(OriginValidator):
@@ -64,4 +84,4 @@ class BrowserOriginValidator(OriginValidator):
 
 def websocket_stack(inner: Any) -> Any:
     """Wrap the WebSocket router with origin checks and authentication."""
-    return BrowserOriginValidator(AuthMiddlewareStack(TokenAuthMiddleware(inner)), settings.ALLOWED_HOSTS)
+    return BrowserOriginValidator(TokenAuthMiddleware(inner), settings.ALLOWED_HOSTS)

@@ -23,13 +23,17 @@ from chat_project.errors import DomainError, RateLimited, ValidationFailed, erro
 from kafka_bridge.clients import publish_ephemeral
 from kafka_bridge.topics import TYPING_EVENTS
 
-from . import presence, selectors, services
+from . import pending, presence, services
 from .ratelimit import TokenBucket
 from .realtime import user_group
 from .sending import send_queue
 from .wire import message_wire
 
 logger = logging.getLogger(__name__)
+
+# How many of one socket's message.send frames may wait for their ack at once;
+# past it the socket reads no further frame until one is answered.
+MAX_SENDS_IN_FLIGHT = 64
 
 
 class FrameError(DomainError):
@@ -68,9 +72,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     """One client socket of one authenticated user."""
 
     user: Any
-    heartbeat: asyncio.Task
     send_bucket: TokenBucket
     typing_sent_at: dict[str, float]
+    sends_in_flight: set[asyncio.Task[None]]
 
     ### Connection ###
 
@@ -83,31 +87,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.send_bucket = TokenBucket(settings.CHAT_SEND_BURST, settings.CHAT_SEND_RATE_PER_SECOND)
         self.typing_sent_at = {}
+        self.sends_in_flight = set()
         await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
-        await presence.presence_mark(user.pk, self.channel_name)
-        self.heartbeat = asyncio.create_task(self._heartbeat())
+        await presence.socket_opened(user.pk, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         """Leave the user's group and stop any typing indicator this socket left on."""
         if not hasattr(self, "user"):
             return
-        self.heartbeat.cancel()
+        for task in self.sends_in_flight:
+            task.cancel()  # nobody to answer; a message already stored stays stored
         await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
-        await presence.presence_clear(self.user.pk, self.channel_name)
+        await presence.socket_closed(self.user.pk, self.channel_name)
         for conversation_id in list(self.typing_sent_at):
             try:
                 await self._publish_typing(conversation_id, False)
             except Exception:
                 logger.exception("Could not clear typing for %s", conversation_id)
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(presence.heartbeat_seconds())
-            try:
-                await presence.presence_mark(self.user.pk, self.channel_name)
-            except Exception:  # Redis away for a moment: the next beat retries
-                logger.warning("Presence heartbeat failed for user %s", self.user.pk, exc_info=True)
 
     ### Frames from the client ###
 
@@ -123,11 +120,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if handler is None:
                 raise FrameError("unknown_type", f"Unknown frame type {frame['type'][:50]!r}.")
             await handler(self, frame, request_id)
-        except DomainError as exc:
+        except Exception as exc:
+            await self._send_error(exc, request_id)
+
+    async def _send_error(self, exc: Exception, request_id: Any) -> None:
+        """Answer a failed request with an `error` frame; anything unexpected is logged, never shown."""
+        if isinstance(exc, DomainError):
             await self.send_frame(error_frame(exc.code, exc.detail, request_id, **exc.frame_fields()))
-        except Exception:
-            logger.exception("Frame from user %s failed", self.user.pk)
-            await self.send_frame(error_frame("server_error", "Internal error; it has been logged.", request_id))
+            return
+        logger.error("Frame from user %s failed", self.user.pk, exc_info=exc)
+        await self.send_frame(error_frame("server_error", "Internal error; it has been logged.", request_id))
 
     async def on_message_send(self, frame: dict[str, Any], request_id: Any) -> None:
         if not self.send_bucket.take():
@@ -139,18 +141,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_message_id=frame.get("clientMessageId"),
             origin_channel=self.channel_name,
         )
-        outcome = await send_queue().send(conversation_id, draft)
-        if isinstance(outcome, DomainError):
-            raise outcome
-        message, _created = outcome
-        await self.send_frame(
-            {
-                "type": "message.ack",
-                "requestId": request_id,
-                "clientMessageId": message.client_message_id,
-                "message": message_wire(message),
-            }
-        )
+        # Stored in the order sent (with other sends to the conversation); this socket's
+        # next frames are read meanwhile, up to MAX_SENDS_IN_FLIGHT unanswered sends.
+        task = asyncio.create_task(self._ack_when_stored(send_queue().submit(conversation_id, draft), request_id))
+        self.sends_in_flight.add(task)
+        task.add_done_callback(self.sends_in_flight.discard)
+        if len(self.sends_in_flight) >= MAX_SENDS_IN_FLIGHT:
+            await asyncio.wait(self.sends_in_flight, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _ack_when_stored(self, stored: asyncio.Future[services.SendOutcome], request_id: Any) -> None:
+        try:
+            outcome = await stored
+            if isinstance(outcome, DomainError):
+                raise outcome
+            message, _created = outcome
+            await self.send_frame(
+                {
+                    "type": "message.ack",
+                    "requestId": request_id,
+                    "clientMessageId": message.client_message_id,
+                    "message": message_wire(message),
+                }
+            )
+        except Exception as exc:
+            await self._send_error(exc, request_id)
 
     async def on_message_received(self, frame: dict[str, Any], request_id: Any) -> None:
         await db(services.messages_mark_received)(user=self.user, message_ids=frame.get("messageIds"))
@@ -164,10 +178,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         limit = frame.get("limit", settings.CHAT_SYNC_BATCH_MAX)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= settings.CHAT_SYNC_BATCH_MAX:
             raise ValidationFailed({"limit": f"Must be 1 to {settings.CHAT_SYNC_BATCH_MAX}."})
-        messages, more = await db(selectors.messages_pending_for_user)(user=self.user, limit=limit)
+        messages, more = await pending.messages_pending(self.user, limit)
         for message in messages:
+            await self._wait_for_room()
             await self.send_frame({"type": "message.new", "message": message_wire(message)})
         await self.send_frame({"type": "sync.done", "requestId": request_id, "count": len(messages), "more": more})
+
+    async def _wait_for_room(self) -> None:
+        # A batch can be larger than the server's cap on unsent bytes (1013 for a
+        # client that does not read): send it at the pace the client reads. The
+        # server (commands/serve.py) offers the wait as a scope extension.
+        wait = self.scope.get("extensions", {}).get("chat.outgoing", {}).get("wait_for_room")
+        if wait is not None:
+            await wait()
 
     async def on_typing(self, frame: dict[str, Any], request_id: Any) -> None:
         is_typing = require_bool(frame, "isTyping")

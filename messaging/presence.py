@@ -2,31 +2,40 @@
 
 Each open socket is a member of the sorted set `<prefix>:presence:<user id>`, scored
 with the time of its last heartbeat. A user is online while any socket's
-heartbeat is younger than CHAT_PRESENCE_TTL_SECONDS; the socket refreshes it
+heartbeat is younger than CHAT_PRESENCE_TTL_SECONDS; a socket is refreshed
 three times per TTL and removes itself when it closes. A web process that
 crashes leaves its members behind, but they age out within the TTL, so no
 user stays online for ever.
+
+A web process keeps its sockets in one registry (`ProcessPresence`): their
+opens and closes go to Redis in batches, and one heartbeat refreshes all of
+them in a few pipelines, instead of a timer and a round trip per socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 
 import redis.asyncio as redis
 from django.conf import settings
+from redis.commands.core import AsyncScript
 
-_clients: dict[asyncio.AbstractEventLoop, redis.Redis] = {}
+from chat_project.batching import Coalescer, PerLoop
+
+# Users per command when marking sockets: bounds how long one write holds Redis.
+MARK_CHUNK = 1000
+
+# A connection pool belongs to one event loop.
+_clients: PerLoop[redis.Redis] = PerLoop(lambda: redis.from_url(settings.REDIS_URL))
 
 
 def _client() -> redis.Redis:
-    # A connection pool belongs to one event loop.
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = _clients[loop] = redis.from_url(settings.REDIS_URL)
-    return client
+    return _clients.get()
 
 
 def ttl_seconds() -> float:
@@ -69,3 +78,122 @@ async def online_user_ids(user_ids: Iterable[int | str]) -> set[str]:
             pipe.zcount(presence_key(user_id), since, "+inf")
         counts = await pipe.execute()
     return {user_id for user_id, count in zip(ids, counts, strict=True) if count}
+
+
+### This process's sockets ###
+
+OPEN, CLOSE, REFRESH = "open", "close", "refresh"
+
+
+class ProcessPresence:
+    """The open sockets of this process (one event loop), kept fresh in Redis by one heartbeat."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, str] = {}  # socket id -> user id
+        self.writes: Coalescer[tuple[str, str, str], None] = Coalescer(self._write, "presence writes")
+        self.heartbeat: asyncio.Task[None] | None = None
+
+    async def opened(self, user_id: int | str, socket_id: str) -> None:
+        """Register a socket and mark it online; return once Redis has it."""
+        self.sockets[socket_id] = str(user_id)
+        if self.heartbeat is None or self.heartbeat.done():
+            self.heartbeat = asyncio.ensure_future(self._beat())
+        try:
+            await self.writes.submit((OPEN, str(user_id), socket_id))
+        except BaseException:
+            # Refused, or gone while connecting: the open may still have reached Redis.
+            if self.sockets.pop(socket_id, None) is not None:
+                self.writes.add((CLOSE, str(user_id), socket_id))
+            raise
+
+    async def closed(self, user_id: int | str, socket_id: str) -> None:
+        """Forget a socket and remove it from Redis."""
+        if self.sockets.pop(socket_id, None) is not None:
+            await self.writes.submit((CLOSE, str(user_id), socket_id))
+
+    async def refresh(self) -> None:
+        """Refresh every open socket's heartbeat now."""
+        await self.writes.submit((REFRESH, "", ""))
+
+    async def _beat(self) -> None:
+        while self.sockets:
+            await asyncio.sleep(heartbeat_seconds())
+            # Redis away for a moment: the batch logged it, and the next beat retries.
+            with contextlib.suppress(Exception):
+                await self.refresh()
+
+    async def _write(self, changes: list[tuple[str, str, str]]) -> None:
+        # Writes go in the order of the changes, in one queue: a refresh reads the
+        # registry when it is sent, so it never brings back a socket closed before it.
+        now = time.time()
+        for kind, run in itertools.groupby(changes, key=lambda change: change[0]):
+            if kind == OPEN:
+                await mark_sockets([(user_id, socket_id) for _k, user_id, socket_id in run], now, prune=True)
+            elif kind == REFRESH:
+                await mark_sockets([(user_id, socket_id) for socket_id, user_id in self.sockets.items()], now)
+            else:
+                async with _client().pipeline(transaction=False) as pipe:
+                    for _k, user_id, socket_id in run:
+                        pipe.zrem(presence_key(user_id), socket_id)
+                    await pipe.execute()
+
+
+# Marks many users' sockets with one command: for each key, ZADD its sockets at
+# ARGV[1], drop members older than ARGV[2] if ARGV[4] is "1", and expire the key
+# after ARGV[3] seconds. After those four, for each key: its socket count, then
+# its sockets. (One Redis, not a cluster: the keys span slots.)
+MARK_SCRIPT = """
+local now, stale, expire, prune = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local at = 5
+for _, key in ipairs(KEYS) do
+    local count = tonumber(ARGV[at])
+    for i = at + 1, at + count do
+        redis.call('ZADD', key, now, ARGV[i])
+    end
+    at = at + count + 1
+    if prune then
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', stale)
+    end
+    redis.call('EXPIRE', key, expire)
+end
+"""
+
+_mark_scripts: PerLoop[AsyncScript] = PerLoop(lambda: _client().register_script(MARK_SCRIPT))
+
+
+async def mark_sockets(sockets: list[tuple[str, str]], now: float, prune: bool = False) -> None:
+    """Mark (user id, socket id) pairs as alive at `now`, a few commands for any number of them.
+
+    With `prune`, also drop members whose heartbeat is older than the TTL
+    (sockets of processes that died), as a connect does.
+    """
+    by_user: dict[str, list[str]] = defaultdict(list)
+    for user_id, socket_id in sockets:
+        by_user[user_id].append(socket_id)
+    users = list(by_user.items())
+    ttl = ttl_seconds()
+    for start in range(0, len(users), MARK_CHUNK):
+        keys: list[str] = []
+        args: list[str | float | int] = [now, now - ttl, int(ttl * 2) + 1, "1" if prune else "0"]
+        for user_id, socket_ids in users[start : start + MARK_CHUNK]:
+            keys.append(presence_key(user_id))
+            args += [len(socket_ids), *socket_ids]
+        await _mark_scripts.get()(keys=keys, args=args)
+
+
+_processes: PerLoop[ProcessPresence] = PerLoop(ProcessPresence)
+
+
+def process_presence() -> ProcessPresence:
+    """Return the registry of this process's (event loop's) sockets."""
+    return _processes.get()
+
+
+async def socket_opened(user_id: int | str, socket_id: str) -> None:
+    """Record that a socket of the user opened in this process; it stays online until closed."""
+    await process_presence().opened(user_id, socket_id)
+
+
+async def socket_closed(user_id: int | str, socket_id: str) -> None:
+    """Record that a socket of the user closed."""
+    await process_presence().closed(user_id, socket_id)

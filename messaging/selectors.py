@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from chat_project.errors import NotFound, ValidationFailed
@@ -113,3 +115,10 @@ def messages_pending_for_user(*, user: AbstractBaseUser, limit: int) -> tuple[li
     more = len(pending) > limit
     messages = Message.objects.in_bulk(pending[:limit])
     return [messages[message_id] for message_id in pending[:limit] if message_id in messages], more
+
+
+def users_with_pending(user_ids: Iterable[int | str]) -> set[str]:
+    """Return which of the given users have messages addressed to them that their client has not confirmed."""
+    pending = Receipt.objects.filter(user_id=OuterRef("pk"), delivered_at__isnull=True)
+    users = get_user_model().objects.filter(pk__in=set(user_ids)).filter(Exists(pending))
+    return {str(pk) for pk in users.values_list("pk", flat=True)}
