@@ -16,7 +16,9 @@ UNLIMITED = {"CHAT_SEND_BURST": "1000000", "CHAT_SEND_RATE_PER_SECOND": "1000000
 
 @pytest.fixture
 def fault_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    name = request.node.name.removeprefix("test_")[:40]
+    # Short: the broker here refuses to set offsets for one longer group name
+    # ("...-fault_bridge_stops_cleanly_on_sigterm", UNKNOWN_MEMBER_ID) for reasons not found.
+    name = request.node.name.removeprefix("test_")[:30]
     stack = Stack.create(f"fault_{name}", **UNLIMITED)
     try:
         yield stack

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import requests
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a broker that just (re)started answers for a while about consumer groups.
@@ -70,14 +71,17 @@ def loop_group_suffixes() -> set[str]:
 
 
 def start_group_at_end(group: str) -> None:
-    """Commit a new consumer group's offsets at the topics' current ends.
+    """Set a new consumer group's offsets at the topics' current ends.
 
     Stacks share one broker: a new stack's bridge must not replay the records
-    earlier stacks produced (their user ids mean other users here).
+    earlier stacks produced (their user ids mean other users here). The admin
+    API sets a group's offsets without joining it (a bare commit from outside
+    the group is refused for some group names on this broker).
     """
     from kafka_bridge.topics import ALL_TOPICS
 
-    consumer = Consumer({"bootstrap.servers": require_env("KAFKA_BOOTSTRAP_SERVERS"), "group.id": group})
+    bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}-probe"})
     try:
         offsets = []
         for topic in ALL_TOPICS:
@@ -85,18 +89,23 @@ def start_group_at_end(group: str) -> None:
             for partition in partitions:
                 _low, high = consumer.get_watermark_offsets(TopicPartition(topic.name, partition), timeout=10)
                 offsets.append(TopicPartition(topic.name, partition, high))
-        for attempt in range(60):
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-                return
-            except KafkaException as exc:  # a broker that just (re)started is still loading groups
-                error = exc.args[0]
-                waiting = error.retriable() or error.code() in COORDINATOR_WARMING_UP
-                if not waiting or attempt == 59:
-                    raise
-                time.sleep(0.5)
     finally:
         consumer.close()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for attempt in range(60):
+        (future,) = admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)]).values()
+        try:
+            result = future.result(timeout=15)
+            failed = [tp.error for tp in result.topic_partitions if tp.error is not None]
+            if failed:
+                raise KafkaException(failed[0])
+            return
+        except KafkaException as exc:  # a broker that just (re)started is still loading groups
+            error = exc.args[0]
+            waiting = error.retriable() or error.code() in COORDINATOR_WARMING_UP
+            if not waiting or attempt == 59:
+                raise
+            time.sleep(0.5)
 
 
 @dataclass
@@ -190,12 +199,15 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def start_web(self, port: int | None = None) -> tuple[Proc, str]:
-        """Start daphne and wait until /readyz answers 200; return it and its base URL."""
+    def start_web(self, port: int | None = None, processes: int = 1) -> tuple[Proc, str]:
+        """Start daphne (`processes` of them on one port) and wait until /readyz answers 200.
+
+        Return the process (the parent when there are several) and its base URL.
+        """
         port = port or free_port()
         proc = self._spawn(
             f"web-{port}",
-            [sys.executable, "manage.py", "serve", "--port", str(port)],
+            [sys.executable, "manage.py", "serve", "--port", str(port), "--processes", str(processes)],
         )
         base = f"http://127.0.0.1:{port}"
         self._wait(proc, lambda: requests.get(f"{base}/readyz", timeout=5).status_code == 200)
