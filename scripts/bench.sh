@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The benchmarks, against the same real services as the tests. Each prints its figures.
+# `make bench`: the full path against the baselines, with production settings, on the
+# same real services as the tests (benchmarks/suite.py: a table, results.json, a plot).
+# The other scripts in benchmarks/ run on their own the same way, e.g.
+#   source scripts/test-services.sh; .venv/bin/python benchmarks/e2e_latency.py
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/test-services.sh
 
-for bench in benchmarks/*.py; do
-  echo "== $bench"
-  .venv/bin/python "$bench"
-done
+.venv/bin/python benchmarks/suite.py

@@ -1,0 +1,1 @@
+"""The yardstick: the Channels tutorial's chat room speaking the chat's frames (see consumers.py)."""
