@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -26,14 +26,15 @@ from kafka_bridge.topics import TYPING_EVENTS
 from . import pending, presence, services
 from .ratelimit import TokenBucket
 from .realtime import user_group
-from .sending import send_queue
+from .sending import receipt_queue, send_queue
 from .wire import message_wire
 
 logger = logging.getLogger(__name__)
 
-# How many of one socket's message.send frames may wait for their ack at once;
-# past it the socket reads no further frame until one is answered.
-MAX_SENDS_IN_FLIGHT = 64
+# How many of one socket's requests (sends waiting for their ack, confirmations
+# being recorded) may be under way at once; past it the socket reads no
+# further frame until one is done.
+MAX_IN_FLIGHT = 64
 
 
 class FrameError(DomainError):
@@ -74,7 +75,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     user: Any
     send_bucket: TokenBucket
     typing_sent_at: dict[str, float]
-    sends_in_flight: set[asyncio.Task[None]]
+    in_flight: set[asyncio.Task[None]]
 
     ### Connection ###
 
@@ -87,7 +88,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.send_bucket = TokenBucket(settings.CHAT_SEND_BURST, settings.CHAT_SEND_RATE_PER_SECOND)
         self.typing_sent_at = {}
-        self.sends_in_flight = set()
+        self.in_flight = set()
         await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         await presence.socket_opened(user.pk, self.channel_name)
         await self.accept()
@@ -96,8 +97,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Leave the user's group and stop any typing indicator this socket left on."""
         if not hasattr(self, "user"):
             return
-        for task in self.sends_in_flight:
-            task.cancel()  # nobody to answer; a message already stored stays stored
+        for task in self.in_flight:
+            task.cancel()  # nobody to answer; what was already stored stays stored
         await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
         await presence.socket_closed(self.user.pk, self.channel_name)
         for conversation_id in list(self.typing_sent_at):
@@ -142,12 +143,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             origin_channel=self.channel_name,
         )
         # Stored in the order sent (with other sends to the conversation); this socket's
-        # next frames are read meanwhile, up to MAX_SENDS_IN_FLIGHT unanswered sends.
-        task = asyncio.create_task(self._ack_when_stored(send_queue().submit(conversation_id, draft), request_id))
-        self.sends_in_flight.add(task)
-        task.add_done_callback(self.sends_in_flight.discard)
-        if len(self.sends_in_flight) >= MAX_SENDS_IN_FLIGHT:
-            await asyncio.wait(self.sends_in_flight, return_when=asyncio.FIRST_COMPLETED)
+        # next frames are read meanwhile.
+        await self._under_way(self._ack_when_stored(send_queue().submit(conversation_id, draft), request_id))
+
+    async def _under_way(self, request: Coroutine[Any, Any, None]) -> None:
+        """Run a request without holding up this socket's next frames (up to MAX_IN_FLIGHT at once).
+
+        Frames pushed to the socket wait while it handles a frame, so a
+        database round trip here would delay every message.new behind it.
+        """
+        task = asyncio.create_task(request)
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+        if len(self.in_flight) >= MAX_IN_FLIGHT:
+            await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
 
     async def _ack_when_stored(self, stored: asyncio.Future[services.SendOutcome], request_id: Any) -> None:
         try:
@@ -167,7 +176,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error(exc, request_id)
 
     async def on_message_received(self, frame: dict[str, Any], request_id: Any) -> None:
-        await db(services.messages_mark_received)(user=self.user, message_ids=frame.get("messageIds"))
+        await self._under_way(self._mark_received(frame.get("messageIds"), request_id))
+
+    async def _mark_received(self, message_ids: Any, request_id: Any) -> None:
+        try:
+            ids = services.check_received_ids(message_ids)
+            if ids:
+                await receipt_queue().mark_delivered(self.user.pk, ids)
+        except Exception as exc:
+            await self._send_error(exc, request_id)
 
     async def on_message_read(self, frame: dict[str, Any], request_id: Any) -> None:
         await db(services.conversation_mark_read)(

@@ -1,4 +1,4 @@
-"""Group commit for a busy conversation: sends that queue behind its row lock share one commit.
+"""Group commit: sends that queue behind a conversation's row lock share one commit, and so do receipts.
 
 The senders of one conversation are serialized by its row lock, and each
 commit waits for the disk, so one conversation alone would top out at a few
@@ -68,7 +68,54 @@ class ConversationSendQueue:
                 future.cancel()
 
 
+class ReceiptQueue:
+    """Records the message.received confirmations of one event loop's sockets, one transaction at a time.
+
+    Confirmations that arrive while a transaction of them is under way wait
+    and then share the next one: at chat rates, a commit per socket and
+    batch is most of what delivering a message costs.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[int, set[uuid.UUID], asyncio.Future[int]]] = []
+        self._drain_task: asyncio.Task[None] | None = None
+
+    async def mark_delivered(self, user_id: int, message_ids: set[uuid.UUID]) -> int:
+        """Record that the user's client holds these messages; return how many changed."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append((user_id, message_ids, future))
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = asyncio.create_task(self._drain())
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while batch := self._waiting:
+            self._waiting = []
+            try:
+                changed = await db(services.receipts_mark_delivered)(
+                    confirmations=[(user_id, ids) for user_id, ids, _ in batch]
+                )
+            except Exception as exc:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for (*_, future), count in zip(batch, changed, strict=True):
+                    if not future.done():
+                        future.set_result(count)
+
+
 _queues: dict[asyncio.AbstractEventLoop, ConversationSendQueue] = {}
+_receipt_queues: dict[asyncio.AbstractEventLoop, ReceiptQueue] = {}
+
+
+def receipt_queue() -> ReceiptQueue:
+    """Return the receipt queue of the running event loop."""
+    loop = asyncio.get_running_loop()
+    queue = _receipt_queues.get(loop)
+    if queue is None:
+        queue = _receipt_queues[loop] = ReceiptQueue()
+    return queue
 
 
 def send_queue() -> ConversationSendQueue:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -339,13 +340,8 @@ def typing_event(*, user: AbstractBaseUser, conversation_id: Any, is_typing: boo
 MAX_RECEIVED_IDS = 500
 
 
-def messages_mark_received(*, user: AbstractBaseUser, message_ids: Any) -> int:
-    """Record that the user's client holds these messages (DELIVERED for this user); return how many changed.
-
-    Ids that are unknown, malformed, not addressed to the user or already
-    confirmed are ignored, so confirming is idempotent. Each sender is told
-    by one message-status-events record per newly delivered message.
-    """
+def check_received_ids(message_ids: Any) -> set[uuid.UUID]:
+    """Validate a message.received list; malformed ids are dropped (as unknown ones are ignored)."""
     if not isinstance(message_ids, list) or not 1 <= len(message_ids) <= MAX_RECEIVED_IDS:
         raise ValidationFailed({"messageIds": f"Must be a list of 1 to {MAX_RECEIVED_IDS} message ids."})
     ids: set[uuid.UUID] = set()
@@ -356,19 +352,51 @@ def messages_mark_received(*, user: AbstractBaseUser, message_ids: Any) -> int:
             ids.add(uuid.UUID(raw))
         except ValueError:
             continue  # malformed: as unknown, ignored
+    return ids
+
+
+def messages_mark_received(*, user: AbstractBaseUser, message_ids: Any) -> int:
+    """Record that the user's client holds these messages (DELIVERED for this user); return how many changed.
+
+    Ids that are unknown, malformed, not addressed to the user or already
+    confirmed are ignored, so confirming is idempotent. Each sender is told
+    by one message-status-events record per newly delivered message.
+    """
+    (changed,) = receipts_mark_delivered(confirmations=[(user.pk, check_received_ids(message_ids))])
+    return changed
+
+
+def receipts_mark_delivered(*, confirmations: list[tuple[int, set[uuid.UUID]]]) -> list[int]:
+    """Record several (user, message ids) confirmations in one transaction; return how many changed for each.
+
+    What WebSocket clients confirm at about the same time shares one
+    transaction (see sending.py), instead of a commit per socket and batch.
+    """
+    all_ids = set().union(*(ids for _, ids in confirmations))
+    if not all_ids:
+        return [0 for _ in confirmations]
+    addressed = Q()
+    for user_id, ids in confirmations:
+        if ids:
+            addressed |= Q(user_id=user_id, message_id__in=ids)
     with transaction.atomic():
-        messages = _lock_messages(
-            Message.objects.filter(pk__in=ids, receipts__user_id=user.pk, receipts__delivered_at__isnull=True)
+        locked = {m.pk: m for m in _lock_messages(Message.objects.filter(pk__in=all_ids))}
+        pending = list(
+            Receipt.objects.filter(addressed, delivered_at__isnull=True)
+            .order_by("message_id", "user_id")
+            .values_list("pk", "message_id", "user_id")
         )
-        if not messages:
-            return 0
+        if not pending:
+            return [0 for _ in confirmations]
         now = timezone.now()
-        Receipt.objects.filter(user_id=user.pk, message__in=messages, delivered_at__isnull=True).update(
-            delivered_at=now
+        Receipt.objects.filter(pk__in=[pk for pk, _, _ in pending]).update(delivered_at=now)
+        _refresh_aggregate_status([locked[pk] for pk in dict.fromkeys(m for _, m, _ in pending)])
+        outbox_enqueue_many(
+            topic=MESSAGE_STATUS_EVENTS,
+            payloads=[_status_event(locked[m], MessageStatus.DELIVERED, u, now) for _, m, u in pending],
         )
-        _refresh_aggregate_status(messages)
-        _announce_status(messages, MessageStatus.DELIVERED, user, now)
-    return len(messages)
+    changed = Counter(user_id for _, _, user_id in pending)
+    return [changed[user_id] for user_id, _ in confirmations]
 
 
 def conversation_mark_read(*, user: AbstractBaseUser, conversation_id: Any, up_to_seq: Any) -> int:
@@ -460,16 +488,19 @@ def _announce_status(
     """Queue one message-status-events record per message, for its sender."""
     outbox_enqueue_many(
         topic=MESSAGE_STATUS_EVENTS,
-        payloads=[
-            MessageStatusEvent(
-                message_id=str(message.pk),
-                conversation_id=str(message.conversation_id),
-                status=str(status),
-                user_id=str(user.pk),
-                sender_id=str(message.sender_id),
-                timestamp=iso_utc(at),
-                up_to_seq=up_to_seq,
-            )
-            for message in messages
-        ],
+        payloads=[_status_event(message, status, user.pk, at, up_to_seq) for message in messages],
+    )
+
+
+def _status_event(
+    message: Message, status: str, user_id: int, at: datetime, up_to_seq: int | None = None
+) -> MessageStatusEvent:
+    return MessageStatusEvent(
+        message_id=str(message.pk),
+        conversation_id=str(message.conversation_id),
+        status=str(status),
+        user_id=str(user_id),
+        sender_id=str(message.sender_id),
+        timestamp=iso_utc(at),
+        up_to_seq=up_to_seq,
     )

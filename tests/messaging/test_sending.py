@@ -1,6 +1,7 @@
 """Group commit: the sends of one conversation stored together, in order, each with its own answer."""
 
 import asyncio
+import json
 import threading
 
 import pytest
@@ -104,3 +105,23 @@ def test_sends_that_wait_behind_a_transaction_share_the_next_one(monkeypatch):
     assert [m.seq for m, _ in outcomes] == [1, 2, 3, 4, 5, 6]
     # The first went alone at once; the five that queued behind it shared one commit.
     assert batches == [["m0"], ["m1", "m2", "m3", "m4", "m5"]]
+
+
+def test_confirmations_of_several_users_share_one_transaction(group):
+    conversation, (a, b, c, _) = group
+    (m1, _), (m2, _) = services.messages_store(conversation_id=conversation.pk, drafts=[draft(a, "a1"), draft(b, "b1")])
+    with CaptureQueriesContext(connection) as queries:
+        changed = services.receipts_mark_delivered(confirmations=[(b.pk, {m1.pk}), (c.pk, {m1.pk, m2.pk})])
+    assert changed == [1, 2]
+    assert sum(q["sql"] == "COMMIT" for q in queries.captured_queries) <= 1  # one transaction (a savepoint in tests)
+    m1.refresh_from_db()
+    m2.refresh_from_db()
+    assert m1.status == "DELIVERED"  # both recipients have it
+    assert m2.status == "SENT"  # a has not confirmed yet
+    events = [json.loads(bytes(r.value)) for r in OutboxRecord.objects.filter(topic="message-status-events")]
+    assert sorted((e["messageId"], e["userId"], e["senderId"]) for e in events) == sorted(
+        [(str(m1.pk), str(b.pk), str(a.pk)), (str(m1.pk), str(c.pk), str(a.pk)), (str(m2.pk), str(c.pk), str(b.pk))]
+    )
+    # Confirming again changes nothing and announces nothing.
+    assert services.receipts_mark_delivered(confirmations=[(b.pk, {m1.pk}), (c.pk, {m2.pk})]) == [0, 0]
+    assert OutboxRecord.objects.filter(topic="message-status-events").count() == 3
