@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import random
 import sys
@@ -55,6 +54,7 @@ import redis.asyncio as aioredis  # noqa: E402
 from channels_redis.pubsub import RedisPubSubChannelLayer  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
+from benchmarks.report import percentile  # noqa: E402
 from kafka_bridge.topics import CHAT_MESSAGES  # noqa: E402
 from messaging.realtime import user_group  # noqa: E402
 from tests.support.client import Socket, User, conversation, register  # noqa: E402
@@ -69,14 +69,6 @@ IN_FLIGHT = 10
 # How long the listener may go without a new frame before the burst is declared over.
 QUIET_SECONDS = 10.0
 ACK_TIMEOUT_SECONDS = 30.0
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
 def ms(seconds: float) -> str:

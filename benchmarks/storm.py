@@ -21,7 +21,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import math
 import multiprocessing
 import os
 import resource
@@ -36,20 +35,14 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import percentile  # noqa: E402
+
 SOCKETS = 10_000
 CONCURRENCY = 1_000
 CLIENT_PROCESSES = 2
 IDLE_SECONDS = 45.0
 # Per socket, from its connect attempt to its sync.done.
 SOCKET_TIMEOUT_SECONDS = 120.0
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Return the nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
 def raise_open_file_limit() -> int:
