@@ -76,6 +76,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     send_bucket: TokenBucket
     typing_sent_at: dict[str, float]
     in_flight: set[asyncio.Task[None]]
+    confirming: set[asyncio.Task[None]]
 
     ### Connection ###
 
@@ -89,6 +90,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.send_bucket = TokenBucket(settings.CHAT_SEND_BURST, settings.CHAT_SEND_RATE_PER_SECOND)
         self.typing_sent_at = {}
         self.in_flight = set()
+        self.confirming = set()
         await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         await presence.socket_opened(user.pk, self.channel_name)
         await self.accept()
@@ -146,7 +148,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # next frames are read meanwhile.
         await self._under_way(self._ack_when_stored(send_queue().submit(conversation_id, draft), request_id))
 
-    async def _under_way(self, request: Coroutine[Any, Any, None]) -> None:
+    async def _under_way(self, request: Coroutine[Any, Any, None], *, confirmation: bool = False) -> None:
         """Run a request without holding up this socket's next frames (up to MAX_IN_FLIGHT at once).
 
         Frames pushed to the socket wait while it handles a frame, so a
@@ -155,6 +157,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         task = asyncio.create_task(request)
         self.in_flight.add(task)
         task.add_done_callback(self.in_flight.discard)
+        if confirmation:
+            self.confirming.add(task)
+            task.add_done_callback(self.confirming.discard)
         if len(self.in_flight) >= MAX_IN_FLIGHT:
             await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
 
@@ -176,7 +181,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error(exc, request_id)
 
     async def on_message_received(self, frame: dict[str, Any], request_id: Any) -> None:
-        await self._under_way(self._mark_received(frame.get("messageIds"), request_id))
+        await self._under_way(self._mark_received(frame.get("messageIds"), request_id), confirmation=True)
 
     async def _mark_received(self, message_ids: Any, request_id: Any) -> None:
         try:
@@ -195,6 +200,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         limit = frame.get("limit", settings.CHAT_SYNC_BATCH_MAX)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= settings.CHAT_SYNC_BATCH_MAX:
             raise ValidationFailed({"limit": f"Must be 1 to {settings.CHAT_SYNC_BATCH_MAX}."})
+        if self.confirming:
+            # What this socket confirmed before asking must not come again.
+            await asyncio.wait(self.confirming)
         messages, more = await pending.messages_pending(self.user, limit)
         for message in messages:
             await self._wait_for_room()
