@@ -196,10 +196,6 @@ class OutboxRelay:
                 self._unsent.add(record_id)
         self._wake.set()
 
-    def wake(self) -> None:
-        """Ask for a sweep now."""
-        self._wake.set()
-
     def _produce(self, producer: Producer, record: OutboxRecord) -> None:
         producer.produce(
             record.topic,
