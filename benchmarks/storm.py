@@ -23,7 +23,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import resource
 import sys
 import time
 import uuid
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import percentile  # noqa: E402
+from chat_project.process_tuning import raise_open_file_limit  # noqa: E402
 
 SOCKETS = 10_000
 CONCURRENCY = 1_000
@@ -43,13 +43,6 @@ CLIENT_PROCESSES = 2
 IDLE_SECONDS = 45.0
 # Per socket, from its connect attempt to its sync.done.
 SOCKET_TIMEOUT_SECONDS = 120.0
-
-
-def raise_open_file_limit() -> int:
-    """Raise this process's soft limit on open files to the hard limit; return it."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 ### The client: just enough WebSocket (RFC 6455) for a handshake, one frame out, frames in ###

@@ -66,6 +66,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
+from chat_project.process_tuning import raise_open_file_limit  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.support.stack import Proc, Stack
@@ -105,15 +106,6 @@ LOG_DIR = Path(os.environ.get("TEST_LOG_DIR", ROOT / ".run" / "test" / "logs"))
 
 FULL, TUTORIAL, INSERT, SQLITE = "full", "tutorial", "insert", "sqlite"
 TARGET_NAMES = {FULL: "full path", TUTORIAL: "tutorial", INSERT: "tutorial+INSERT", SQLITE: "full path, SQLite"}
-
-
-def raise_open_file_limit() -> int:
-    """Raise the soft limit on open files to the hard limit (the servers started from here inherit it)."""
-    import resource
-
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 ### Processes: who is who, and what they use ###

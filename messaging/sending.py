@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import TypeVar
 
 from chat_project.db import db
 
 from . import services
 from .services import Draft, SendOutcome
 
+Q = TypeVar("Q")
 Waiting = list[tuple[Draft, asyncio.Future[SendOutcome]]]
 
 
@@ -105,23 +107,23 @@ class ReceiptQueue:
                         future.set_result(count)
 
 
-_queues: dict[asyncio.AbstractEventLoop, ConversationSendQueue] = {}
-_receipt_queues: dict[asyncio.AbstractEventLoop, ReceiptQueue] = {}
+_per_loop: dict[tuple[asyncio.AbstractEventLoop, type], object] = {}
+
+
+def _of_running_loop(kind: type[Q]) -> Q:
+    # Futures and tasks belong to one event loop, so each loop has its own queue.
+    key = (asyncio.get_running_loop(), kind)
+    queue = _per_loop.get(key)
+    if queue is None:
+        queue = _per_loop[key] = kind()
+    return queue  # type: ignore[return-value]
 
 
 def receipt_queue() -> ReceiptQueue:
     """Return the receipt queue of the running event loop."""
-    loop = asyncio.get_running_loop()
-    queue = _receipt_queues.get(loop)
-    if queue is None:
-        queue = _receipt_queues[loop] = ReceiptQueue()
-    return queue
+    return _of_running_loop(ReceiptQueue)
 
 
 def send_queue() -> ConversationSendQueue:
     """Return the send queue of the running event loop."""
-    loop = asyncio.get_running_loop()
-    queue = _queues.get(loop)
-    if queue is None:
-        queue = _queues[loop] = ConversationSendQueue()
-    return queue
+    return _of_running_loop(ConversationSendQueue)
