@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate, get_user_model, password_validation
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema
@@ -13,8 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat_project.errors import ValidationFailed
-from messaging.api import validated
+from core.api import request_user, validated
+from core.errors import ValidationFailed
 
 User = get_user_model()
 
@@ -33,11 +34,11 @@ class TokenOut(serializers.Serializer):
     token = serializers.CharField()
 
 
-def user_wire(user: User) -> dict[str, str]:
-    return {"id": str(user.pk), "username": user.username}
+def user_wire(user: AbstractBaseUser) -> dict[str, str]:
+    return {"id": str(user.pk), "username": user.get_username()}
 
 
-def user_register(*, username: str, password: str) -> User:
+def user_register(*, username: str, password: str) -> AbstractBaseUser:
     """Create an account; raise ValidationFailed on a taken name or a weak password."""
     username_field = User._meta.get_field("username")
     try:
@@ -80,4 +81,4 @@ class TokenView(APIView):
 class MeView(APIView):
     @extend_schema(responses=UserOut)
     def get(self, request: Request) -> Response:
-        return Response(user_wire(request.user))
+        return Response(user_wire(request_user(request)))

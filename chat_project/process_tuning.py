@@ -39,13 +39,16 @@ def raise_open_file_limit() -> None:
 
 
 def _pformat_when_debugging(obj: object) -> str:
-    return pformat(obj) if txaio.get_global_log_level() in ("debug", "trace") else ""
+    # txaio's stubs leave out this function of its API.
+    level = txaio.get_global_log_level()  # type: ignore[attr-defined]
+    return pformat(obj) if level in ("debug", "trace") else ""
 
 
 def tune_loaded_server() -> None:
     """Tune the collector and autobahn, once the application is loaded and before sockets arrive."""
     # Autobahn calls pformat for its debug line whether or not debug is logged.
-    autobahn.websocket.protocol.pformat = _pformat_when_debugging  # type: ignore[attr-defined]
+    # A narrower signature than pformat's, enough for autobahn's one call.
+    autobahn.websocket.protocol.pformat = _pformat_when_debugging  # type: ignore[assignment]
     # What is loaded now (Django, the app, the libraries) lives as long as the
     # process: frozen, the collector never walks it again.
     gc.collect()

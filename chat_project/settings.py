@@ -179,7 +179,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "chat_project.errors.rest_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.rest_exception_handler",
     # Posting messages over REST; WebSockets have their own per-connection bucket.
     "DEFAULT_THROTTLE_RATES": {"send": env("CHAT_REST_SEND_RATE", "120/min")},
     "UNAUTHENTICATED_USER": None,
@@ -252,8 +252,10 @@ LOGGING = {
     },
 }
 
-# Each web process relays the outbox to Kafka right after its own commits;
-# off only in processes (like the unit tests) that must not talk to Kafka.
+# Whether the entry points (each web process, send_notification) start this
+# process's outbox relay, which publishes its own commits at once; off only in
+# processes (like the unit tests) that must not talk to Kafka. The bridge
+# always relays unless run with --no-relay.
 OUTBOX_RELAY_AUTOSTART = env_bool("OUTBOX_RELAY_AUTOSTART", True)
 # A record still in the outbox this long after its commit was not got out by its
 # own process (it died, or does not relay): any relay's sweep sends it then.

@@ -21,10 +21,11 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 
-from chat_project.batching import Coalescer, PerLoop
-from chat_project.db import db
+from core.batching import Coalescer, PerLoop
+from core.db import db
 
-TOKEN_KEY_LENGTH = Token._meta.get_field("key").max_length
+# A CharField always has a max_length; the stubs allow None for every field.
+TOKEN_KEY_LENGTH: int = Token._meta.get_field("key").max_length  # type: ignore[assignment]
 
 
 def users_for_tokens(keys: list[str]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ import uuid
 import pytest
 import redis.asyncio as redis
 
-from chat_project.batching import Coalescer
 from chat_project.channel_layer import BatchingPubSubChannelLayer, runs
+from core.batching import Coalescer
 from tests.support.stack import require_env
 
 

@@ -24,7 +24,7 @@ class DomainError(Exception):
     """An expected failure that a client is told about, with a contract code."""
 
     code = "server_error"
-    http_status = status.HTTP_500_INTERNAL_SERVER_ERROR
+    http_status: int = status.HTTP_500_INTERNAL_SERVER_ERROR
 
     def __init__(self, detail: Any = None) -> None:
         self.detail = detail if detail is not None else self.default_detail()
