@@ -55,7 +55,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 from benchmarks.report import percentile  # noqa: E402
-from kafka_bridge.topics import CHAT_MESSAGES  # noqa: E402
+from messaging.events import CHAT_MESSAGES  # noqa: E402
 from messaging.realtime import user_group  # noqa: E402
 from tests.support.client import Socket, User, conversation, register  # noqa: E402
 from tests.support.stack import Stack, require_env  # noqa: E402

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from .clients import admin_client
-from .topics import ALL_TOPICS, DEAD_LETTER_RETENTION_MS
+from .registry import topics
+from .topics import DEAD_LETTER_RETENTION_MS
 
 TIMEOUT_SECONDS = 15.0
 
@@ -21,9 +22,9 @@ class TopicSpec:
 
 
 def wanted_topics() -> list[TopicSpec]:
-    """Return every topic the system needs: the four of the contract and their dead-letter topics."""
+    """Return every topic the system needs: those the apps registered and their dead-letter topics."""
     specs = []
-    for topic in ALL_TOPICS:
+    for topic in topics():
         specs.append(TopicSpec(topic.name, topic.partitions, topic.replication_factor, topic.config()))
         specs.append(
             TopicSpec(

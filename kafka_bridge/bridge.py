@@ -1,8 +1,9 @@
-"""The bridge process: the consumer loops of the four topics, plus an outbox relay.
+"""The bridge process: the consumer loops the apps registered, plus an outbox relay.
 
-`run_kafka_bridge` calls `run_bridge`; it wires topics to their handlers
-and owns the signal handling: SIGTERM or SIGINT lets every loop finish the
-record in hand, commit, and close, well within 10 seconds.
+`run_kafka_bridge` calls `run_bridge`. The apps declare their loops (each
+app's `kafka.py`, see registry.py); this module owns the signal handling:
+SIGTERM or SIGINT lets every loop finish the record in hand, commit, and
+close, well within 10 seconds.
 """
 
 from __future__ import annotations
@@ -11,51 +12,16 @@ import asyncio
 import logging
 import signal
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from confluent_kafka import Producer
 from django.conf import settings
 
-from messaging.handlers import (
-    deliver_chat_message,
-    deliver_chat_messages,
-    deliver_status_event,
-    deliver_status_events,
-    deliver_typing,
-    deliver_typing_events,
-    notify_offline_recipients,
-)
-from notifications.handlers import store_and_push_notification
-
 from .clients import producer_config
-from .loop import BatchHandler, Handler, TopicLoop
+from .loop import TopicLoop
+from .registry import loops as registered_loops
 from .relay import process_relay
-from .topics import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS, NOTIFICATIONS, TYPING_EVENTS, Topic
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoopSpec:
-    """One consumer loop of the bridge: a topic, its handler, and its consumer group."""
-
-    topic: Topic
-    handler: Handler
-    # Appended to the consumer group; a loop with a purpose of its own gets a group of its own.
-    group_suffix: str = ""
-    # Handles several records of one key at once, where that saves round trips.
-    batch_handler: BatchHandler | None = None
-
-
-LOOPS: dict[str, LoopSpec] = {
-    "chat-messages": LoopSpec(CHAT_MESSAGES, deliver_chat_message, batch_handler=deliver_chat_messages),
-    "message-status-events": LoopSpec(MESSAGE_STATUS_EVENTS, deliver_status_event, batch_handler=deliver_status_events),
-    "typing-events": LoopSpec(TYPING_EVENTS, deliver_typing, batch_handler=deliver_typing_events),
-    "notifications": LoopSpec(NOTIFICATIONS, store_and_push_notification),
-    # Reads chat-messages again, for offline recipients, so that notification
-    # work never holds up live delivery.
-    "offline-notifications": LoopSpec(CHAT_MESSAGES, notify_offline_recipients, "-offline-notifications"),
-}
 
 
 async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, relay: bool = True) -> None:
@@ -69,6 +35,7 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
         process_relay().start()
     dead_letters = Producer(producer_config())
     group = group_id or settings.KAFKA_CONSUMER_GROUP
+    specs = [registered_loops()[name] for name in dict.fromkeys(loop_names)]
     loops = [
         TopicLoop(
             spec.topic,
@@ -77,9 +44,9 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
             group_id=group + spec.group_suffix,
             batch_handler=spec.batch_handler,
         )
-        for spec in (LOOPS[name] for name in loop_names)
+        for spec in specs
     ]
-    logger.info("Bridge running: %s", ", ".join(t.topic.name for t in loops))
+    logger.info("Bridge running loops: %s", ", ".join(f"{s.name} ({s.topic.name})" for s in specs))
     try:
         await asyncio.gather(*(t.run(stopping) for t in loops))
     finally:

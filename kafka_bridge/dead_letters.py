@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from .clients import consumer_config, producer_config
-from .loop import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
-from .topics import TOPICS_BY_NAME, Topic
+from .loop import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC, headers_of, position
+from .topics import Topic
 
 REPLAY_GROUP = "dead-letter-replay"
 DLT_HEADER_PREFIX = "dlt."
@@ -47,9 +47,8 @@ class DeadLetter:
         return f"{self.header(H_TOPIC)}[{self.header(H_PARTITION)}]@{self.header(H_OFFSET)}"
 
 
-def topic_named(name: str) -> Topic:
-    """Return the registered topic with this name, or raise KeyError."""
-    return TOPICS_BY_NAME[name]
+def _bytes(value: str | bytes | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
 
 
 def read_dead_letters(topic: Topic, *, include_replayed: bool = False) -> Iterator[DeadLetter]:
@@ -81,14 +80,17 @@ def read_dead_letters(topic: Topic, *, include_replayed: bool = False) -> Iterat
             msg = reader.poll(TIMEOUT_SECONDS)
             if msg is None:
                 break
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    if (partition := msg.partition()) is not None:
+                        pending.discard(partition)
                     continue
-                raise RuntimeError(str(msg.error()))
-            yield DeadLetter(msg.partition(), msg.offset(), msg.key(), msg.value(), list(msg.headers() or []))
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                pending.discard(msg.partition())
+                raise RuntimeError(str(error))
+            _, partition, offset = position(msg)
+            yield DeadLetter(partition, offset, _bytes(msg.key()), _bytes(msg.value()), headers_of(msg))
+            if offset + 1 >= ends[partition]:
+                pending.discard(partition)
     finally:
         reader.close()
         committed_reader.close()

@@ -43,6 +43,21 @@ H_OFFSET = "dlt.original.offset"
 H_FAILED_AT = "dlt.failed.at"
 
 
+def position(msg: Message) -> tuple[str, int, int]:
+    """Return the topic, partition and offset of a consumed record (only error events have none)."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError(f"not a consumed record: {msg.error()}")
+    return topic, partition, offset
+
+
+def headers_of(msg: Message) -> list[tuple[str, bytes]]:
+    """Return a record's headers as (name, value) pairs; a header without a value has b""."""
+    raw = msg.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v.encode() if isinstance(v, str) else (v or b"")) for k, v in pairs]
+
+
 @dataclass(frozen=True)
 class RecordInfo:
     """Where a record came from, and its headers, for handlers that need them."""
@@ -56,12 +71,13 @@ class RecordInfo:
     @classmethod
     def of(cls, msg: Message) -> RecordInfo:
         key = msg.key()
+        topic, partition, offset = position(msg)
         return cls(
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-            key=key.decode(errors="replace") if key is not None else None,
-            headers={k: (v or b"").decode(errors="replace") for k, v in (msg.headers() or [])},
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key.decode(errors="replace") if isinstance(key, bytes) else key,
+            headers={k: v.decode(errors="replace") for k, v in headers_of(msg)},
         )
 
 
@@ -164,15 +180,15 @@ class TopicLoop(Generic[P]):
             if msg.error():
                 logger.warning("Consumer error on %s: %s", self.topic.name, msg.error())
         pending = [m for m in messages if not m.error()]
-        chains: dict[tuple[int, bytes | None], list[Message]] = {}
+        chains: dict[tuple[int, str | bytes | None], list[Message]] = {}
         for msg in pending:
-            chains.setdefault((msg.partition(), msg.key()), []).append(msg)
-        finished: set[tuple[int, int]] = set()
+            chains.setdefault((position(msg)[1], msg.key()), []).append(msg)
+        finished: set[tuple[str, int, int]] = set()
         failed = asyncio.Event()
 
         async def handle_chain(chain: list[Message]) -> None:
             if len(chain) > 1 and self.batch_handler is not None and await self._process_together(chain):
-                finished.update((msg.partition(), msg.offset()) for msg in chain)
+                finished.update(position(msg) for msg in chain)
                 return
             for msg in chain:
                 if stopping.is_set() or failed.is_set():
@@ -186,7 +202,7 @@ class TopicLoop(Generic[P]):
                     logger.exception("Could not finish %s@%s/%s", msg.topic(), msg.partition(), msg.offset())
                     failed.set()
                     return
-                finished.add((msg.partition(), msg.offset()))
+                finished.add(position(msg))
 
         await asyncio.gather(*(handle_chain(chain) for chain in chains.values()))
 
@@ -195,13 +211,13 @@ class TopicLoop(Generic[P]):
         done: dict[tuple[str, int], int] = {}
         unfinished: dict[tuple[str, int], int] = {}
         for msg in pending:
-            partition = (msg.topic(), msg.partition())
-            if partition in unfinished:
+            topic, partition, offset = position(msg)
+            if (topic, partition) in unfinished:
                 continue
-            if (msg.partition(), msg.offset()) in finished:
-                done[partition] = msg.offset() + 1
+            if (topic, partition, offset) in finished:
+                done[topic, partition] = offset + 1
             else:
-                unfinished[partition] = msg.offset()
+                unfinished[topic, partition] = offset
         if done:
             await self._commit(consumer, done)
         if failed.is_set() and not stopping.is_set():
@@ -220,7 +236,10 @@ class TopicLoop(Generic[P]):
         self._finished.update(done)
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in done.items()]
         try:
-            await self._call(lambda: consumer.commit(offsets=offsets, asynchronous=not wait))
+            if wait:
+                await self._call(lambda: consumer.commit(offsets=offsets, asynchronous=False))
+            else:
+                await self._call(lambda: consumer.commit(offsets=offsets, asynchronous=True))
         except Exception as exc:
             logger.warning("Commit on %s failed (%s); those records will be redelivered", self.topic.name, exc)
 
@@ -287,13 +306,14 @@ class TopicLoop(Generic[P]):
         """Copy a record to the dead-letter topic and wait until the broker has it."""
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         logger.error("Dead-lettering %s@%s/%s: %s", msg.topic(), msg.partition(), msg.offset(), error)
-        headers = [
-            *(msg.headers() or []),
+        topic, partition, offset = position(msg)
+        headers: list[tuple[str, str | bytes | None]] = [
+            *headers_of(msg),
             (H_ERROR, error[:4000].encode()),
             (H_ERROR_TYPE, type(exc).__name__.encode()),
-            (H_TOPIC, msg.topic().encode()),
-            (H_PARTITION, str(msg.partition()).encode()),
-            (H_OFFSET, str(msg.offset()).encode()),
+            (H_TOPIC, topic.encode()),
+            (H_PARTITION, str(partition).encode()),
+            (H_OFFSET, str(offset).encode()),
             (H_FAILED_AT, str(int(time.time() * 1000)).encode()),
         ]
         outcome: list[KafkaError | None] = []

@@ -1,8 +1,10 @@
-"""Typed Kafka payloads: decoded at the edge, so handlers never see raw dicts.
+"""The base of typed Kafka payloads: decoded at the edge, so handlers never see raw dicts.
 
-Each payload is a frozen dataclass with snake_case attributes; on the wire the
-fields are camelCase JSON, a superset of the seed's payloads (PROTOCOL.md §1).
-`decode` checks every field's type and raises `PayloadError` on anything else.
+Each app declares its topics' payloads (in its `events.py`) as frozen
+dataclasses with snake_case attributes deriving from `Payload`; on the wire
+the fields are camelCase JSON, a superset of the seed's payloads
+(PROTOCOL.md §1). `decode` checks every field's type and raises
+`PayloadError` on anything else.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import functools
 import json
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import MISSING, fields
 from typing import Any, ClassVar, Self
 
 
@@ -39,14 +42,20 @@ def _check(value: Any, expected: Any) -> bool:
     return isinstance(value, expected)
 
 
-@functools.cache
-def _wire_fields(cls: type) -> tuple[tuple[str, str, Any, bool], ...]:
-    """Return (attribute, wire name, type, required) of each field; worked out once per class."""
+WireField = tuple[str, str, Any, bool]
+
+
+def _wire_fields_of(cls: type) -> tuple[WireField, ...]:
+    """Return (attribute, wire name, type, required) of each field."""
     hints = typing.get_type_hints(cls)
     return tuple(
         (f.name, camel(f.name), hints[f.name], f.default is MISSING and f.default_factory is MISSING)
         for f in fields(cls)
     )
+
+
+# Worked out once per class.
+_wire_fields: Callable[[type], tuple[WireField, ...]] = functools.cache(_wire_fields_of)
 
 
 class Payload:
@@ -56,7 +65,7 @@ class Payload:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the wire form (camelCase keys)."""
-        return {camel(f.name): getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return {name: getattr(self, attribute) for attribute, name, _, _ in _wire_fields(type(self))}
 
     def encode(self) -> bytes:
         """Serialize to compact UTF-8 JSON."""
@@ -89,60 +98,3 @@ class Payload:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PayloadError(f"{cls.__name__}: invalid JSON ({exc})") from exc
         return cls.from_dict(data)
-
-
-@dataclass(frozen=True, slots=True)
-class ChatMessage(Payload):
-    """A stored message on its way to its recipients (topic chat-messages)."""
-
-    message_id: str
-    conversation_id: str
-    sender_id: str
-    recipient_id: str | None
-    recipient_ids: list[str]
-    content: str
-    seq: int
-    client_message_id: str
-    created_at: str
-    # Added to the seed's payload: for notifications that name the sender.
-    sender_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MessageStatusEvent(Payload):
-    """A receipt the sender must learn of (topic message-status-events)."""
-
-    message_id: str
-    conversation_id: str
-    status: str
-    user_id: str
-    sender_id: str
-    timestamp: str
-    up_to_seq: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TypingEvent(Payload):
-    """A typing indicator; `recipient_ids` spares the bridge a database read."""
-
-    conversation_id: str
-    user_id: str
-    is_typing: bool
-    timestamp: int
-    recipient_ids: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Notification(Payload):
-    """An in-app notification (topic notifications)."""
-
-    id: str
-    user_id: str
-    title: str
-    content: str
-    type: str
-    related_entity_id: str | None
-    read: bool
-    created_at: str
-    # Added to the seed's payload: a newer version of the same id replaces an older one.
-    updated_at: str | None = None

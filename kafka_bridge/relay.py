@@ -6,7 +6,9 @@ overlaps the next sends. The outbox row is the safety net: it is deleted
 only after the broker acknowledged the record, so a record whose process
 died first is still there, and the sweep sends it.
 
-Every long-running process (web, bridge) runs one relay thread. It serves
+Every long-running process (web, bridge) starts one relay thread from its
+entry point; nothing else starts it, so a commit in a one-off command
+starts no thread. It serves
 the producer's delivery reports, deletes acknowledged records in batches,
 and twice a second sweeps the outbox for records older than
 OUTBOX_SWEEP_AFTER_SECONDS (left by a process that died, or by one that
@@ -98,7 +100,7 @@ def relay_lock() -> Iterator[bool]:
             if taken:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_unlock(%s)", [PG_LOCK_KEY])
-    elif connection.vendor == "sqlite" and not connection.is_in_memory_db():
+    elif connection.vendor == "sqlite" and not connection.is_in_memory_db():  # type: ignore[attr-defined]  # SQLite's wrapper has it
         # SQLite lives on one machine, so a file lock beside it is enough.
         path = Path(str(settings.DATABASES["default"]["NAME"]) + ".relay.lock")
         with path.open("a") as handle:
@@ -334,14 +336,14 @@ _relay = OutboxRelay()
 
 
 def publish_on_commit(records: list[OutboxRecord]) -> None:
-    """Publish records from this process's relay right after the current transaction commits."""
-    if settings.OUTBOX_RELAY_AUTOSTART:
-        transaction.on_commit(partial(_start_and_publish, records))
+    """Publish records from this process's relay right after the current transaction commits.
 
-
-def _start_and_publish(records: list[OutboxRecord]) -> None:
-    _relay.start()
-    _relay.publish(records)
+    Only a process whose entry point started the relay (web, bridge, a command
+    that asks for it) publishes; in any other, a commit starts no thread and
+    the records go with the servers' sweep.
+    """
+    if _relay.running:
+        transaction.on_commit(partial(_relay.publish, records))
 
 
 def process_relay() -> OutboxRelay:

@@ -1,7 +1,9 @@
-"""The one registry of Kafka topics: names, keys, retention and payload types.
+"""What a Kafka topic is: its name, payload type, key and retention.
 
-Producers and consumers import topics from here and nowhere else. Partitions
-and replication factor are settings; the retention values are the seed's.
+Each app declares its own topics once, next to their payloads (its
+`events.py`), and registers them (`kafka_bridge.registry`); producers and
+consumers import them from there. Partitions and replication factor are
+settings.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Generic, TypeVar
 
 from django.conf import settings
 
-from .payloads import ChatMessage, MessageStatusEvent, Notification, Payload, TypingEvent
+from .payloads import Payload
 
 P = TypeVar("P", bound=Payload)
 
@@ -47,18 +49,3 @@ class Topic(Generic[P]):
     def config(self) -> dict[str, str]:
         """Return the topic-level configuration kafka_topics enforces."""
         return {"retention.ms": str(self.retention_ms)}
-
-
-# Key: conversationId, so that one conversation's messages stay in order.
-CHAT_MESSAGES: Topic[ChatMessage] = Topic("chat-messages", ChatMessage, lambda p: p.conversation_id, 7 * DAY_MS)
-# Key: the user who must be told (the message's sender).
-MESSAGE_STATUS_EVENTS: Topic[MessageStatusEvent] = Topic(
-    "message-status-events", MessageStatusEvent, lambda p: p.sender_id, DAY_MS
-)
-# Key: conversationId; short-lived by design.
-TYPING_EVENTS: Topic[TypingEvent] = Topic("typing-events", TypingEvent, lambda p: p.conversation_id, 60_000)
-# Key: userId.
-NOTIFICATIONS: Topic[Notification] = Topic("notifications", Notification, lambda p: p.user_id, 30 * DAY_MS)
-
-ALL_TOPICS: tuple[Topic, ...] = (CHAT_MESSAGES, MESSAGE_STATUS_EVENTS, TYPING_EVENTS, NOTIFICATIONS)
-TOPICS_BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}

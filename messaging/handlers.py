@@ -2,18 +2,14 @@
 
 They push through the channel layer, which at most shows a client a repeat
 when a record is processed twice (a crash before its offset was committed);
-clients drop repeats by id. The one write, the NEW_MESSAGE notification of
-an offline recipient, is idempotent by seq.
+clients drop repeats by id. They write nothing. kafka.py registers them.
 """
 
 from __future__ import annotations
 
-from chat_project.db import db
 from kafka_bridge.loop import RecordInfo
-from kafka_bridge.payloads import ChatMessage, MessageStatusEvent, TypingEvent
-from notifications.services import notification_for_new_message
 
-from .presence import online_user_ids
+from .events import ChatMessage, MessageStatusEvent, TypingEvent
 from .realtime import push_frames
 from .services import ORIGIN_CHANNEL_HEADER
 from .wire import message_wire_from_event
@@ -37,18 +33,6 @@ async def deliver_chat_messages(records: list[tuple[ChatMessage, RecordInfo]]) -
             for event, info in records
         ]
     )
-
-
-async def notify_offline_recipients(event: ChatMessage, info: RecordInfo) -> None:
-    """Give each recipient without an open socket a NEW_MESSAGE notification.
-
-    Runs in a consumer group of its own, so this database work never delays
-    live delivery.
-    """
-    online = await online_user_ids(event.recipient_ids)
-    for user_id in event.recipient_ids:
-        if user_id not in online:
-            await db(notification_for_new_message)(user_id=user_id, event=event)
 
 
 async def deliver_status_event(event: MessageStatusEvent, info: RecordInfo) -> None:

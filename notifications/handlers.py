@@ -1,16 +1,32 @@
-"""Bridge handler of the notifications topic: store by id, then push."""
+"""Bridge handlers of notifications: store and push records of the notifications topic,
+and tell offline recipients of new messages (read from chat-messages).
+"""
 
 from __future__ import annotations
 
-from chat_project.db import db
+from core.db import db
 from kafka_bridge.loop import RecordInfo
-from kafka_bridge.payloads import Notification as NotificationEvent
+from messaging.events import ChatMessage
+from messaging.presence import online_user_ids
 from messaging.realtime import push_frame
 
-from .services import notification_store
+from .events import Notification as NotificationEvent
+from .services import notification_for_new_message, notification_store
 
 
 async def store_and_push_notification(event: NotificationEvent, info: RecordInfo) -> None:
     """Store the notification (idempotent by id and version) and push it to the user's sockets."""
     await db(notification_store)(event=event)
     await push_frame([event.user_id], {"type": "notification", "notification": event.to_dict()})
+
+
+async def notify_offline_recipients(event: ChatMessage, info: RecordInfo) -> None:
+    """Give each recipient without an open socket a NEW_MESSAGE notification.
+
+    Runs in a consumer group of its own, so this database work never delays
+    live delivery. Idempotent by seq.
+    """
+    online = await online_user_ids(event.recipient_ids)
+    for user_id in event.recipient_ids:
+        if user_id not in online:
+            await db(notification_for_new_message)(user_id=user_id, event=event)

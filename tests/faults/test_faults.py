@@ -15,7 +15,8 @@ from confluent_kafka import Producer
 
 from kafka_bridge.dead_letters import read_dead_letters
 from kafka_bridge.loop import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
-from kafka_bridge.topics import CHAT_MESSAGES, NOTIFICATIONS
+from messaging.events import CHAT_MESSAGES
+from notifications.events import NOTIFICATIONS
 from tests.support.client import register
 from tests.support.stack import ROOT, Stack, free_port, require_env
 

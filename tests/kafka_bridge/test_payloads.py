@@ -2,8 +2,17 @@ import json
 
 import pytest
 
-from kafka_bridge.payloads import ChatMessage, MessageStatusEvent, Notification, PayloadError, TypingEvent, camel
-from kafka_bridge.topics import ALL_TOPICS, CHAT_MESSAGES, MESSAGE_STATUS_EVENTS, NOTIFICATIONS, TYPING_EVENTS
+from kafka_bridge.payloads import PayloadError, camel
+from kafka_bridge.registry import topics
+from messaging.events import (
+    CHAT_MESSAGES,
+    MESSAGE_STATUS_EVENTS,
+    TYPING_EVENTS,
+    ChatMessage,
+    MessageStatusEvent,
+    TypingEvent,
+)
+from notifications.events import NOTIFICATIONS, Notification
 
 CHAT = ChatMessage(
     message_id="m1",
@@ -84,5 +93,5 @@ def test_topics_are_keyed_as_the_contract_says():
     assert MESSAGE_STATUS_EVENTS.key(status) == "1"  # the sender, who must be told
     assert TYPING_EVENTS.key(typing) == "c9"
     assert NOTIFICATIONS.key(notification) == "5"
-    assert [t.retention_ms for t in ALL_TOPICS] == [604800000, 86400000, 60000, 2592000000]
+    assert [t.retention_ms for t in topics()] == [604800000, 86400000, 60000, 2592000000]
     assert CHAT_MESSAGES.dead_letter == "chat-messages.DLT"

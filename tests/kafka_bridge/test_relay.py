@@ -8,9 +8,8 @@ from django.db import transaction
 
 from kafka_bridge.models import OutboxRecord
 from kafka_bridge.outbox import outbox_enqueue
-from kafka_bridge.payloads import TypingEvent
 from kafka_bridge.relay import FatalProducerError, OutboxRelay, Outcome
-from kafka_bridge.topics import TYPING_EVENTS
+from messaging.events import TYPING_EVENTS, TypingEvent
 
 
 class FakeMessage:
@@ -122,14 +121,24 @@ def running_relay(settings):
     made = []
     failures = [{}]
 
+    class FailuresOf:
+        """The failures of the n-th producer made, looked up when it reports (tests set them after start)."""
+
+        def __init__(self, index):
+            self.index = index
+
+        def get(self, position):
+            return failures[self.index].get(position) if self.index < len(failures) else None
+
     def factory():
-        made.append(FakeProducer(failures.pop(0) if failures else {}))
+        made.append(FakeProducer(FailuresOf(len(made))))
         return made[-1]
 
     relay = OutboxRelay(producer_factory=factory)
     original, relay_module._relay = relay_module._relay, relay
     relay.made = made
     relay.failures = failures
+    relay.start()  # as the web and bridge entry points do
     try:
         yield relay
     finally:

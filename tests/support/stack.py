@@ -65,9 +65,9 @@ def loop_group_suffixes() -> set[str]:
     if not settings.configured:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat_project.settings")
         django.setup()
-    from kafka_bridge.bridge import LOOPS
+    from kafka_bridge.registry import loops
 
-    return {spec.group_suffix for spec in LOOPS.values()}
+    return {spec.group_suffix for spec in loops().values()}
 
 
 def start_group_at_end(group: str) -> None:
@@ -78,13 +78,13 @@ def start_group_at_end(group: str) -> None:
     API sets a group's offsets without joining it (a bare commit from outside
     the group is refused for some group names on this broker).
     """
-    from kafka_bridge.topics import ALL_TOPICS
+    from kafka_bridge.registry import topics
 
     bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}-probe"})
     try:
         offsets = []
-        for topic in ALL_TOPICS:
+        for topic in topics():
             partitions = consumer.list_topics(topic.name, timeout=10).topics[topic.name].partitions
             for partition in partitions:
                 _low, high = consumer.get_watermark_offsets(TopicPartition(topic.name, partition), timeout=10)

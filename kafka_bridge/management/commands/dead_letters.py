@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kafka_bridge.dead_letters import read_dead_letters, replay_dead_letters
-from kafka_bridge.topics import TOPICS_BY_NAME
+from kafka_bridge.registry import topic_named, topics
 
 
 def parse_offset(raw: str) -> tuple[int, int]:
@@ -18,18 +18,19 @@ class Command(BaseCommand):
     help = "List or replay records that the bridge parked in a dead-letter topic (<topic>.DLT)."
 
     def add_arguments(self, parser: CommandParser) -> None:
+        names = sorted(t.name for t in topics())
         sub = parser.add_subparsers(dest="action", required=True)
         listing = sub.add_parser("list", help="Show dead letters waiting for replay.")
-        listing.add_argument("topic", choices=sorted(TOPICS_BY_NAME))
+        listing.add_argument("topic", choices=names)
         listing.add_argument("--all", action="store_true", help="Include those already replayed.")
         replay = sub.add_parser("replay", help="Send dead letters back to their original topic.")
-        replay.add_argument("topic", choices=sorted(TOPICS_BY_NAME))
+        replay.add_argument("topic", choices=names)
         which = replay.add_mutually_exclusive_group(required=True)
         which.add_argument("--all", action="store_true", help="Replay every waiting dead letter.")
         which.add_argument("--offset", action="append", help="PARTITION:OFFSET of one dead letter (repeatable).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        topic = TOPICS_BY_NAME[options["topic"]]
+        topic = topic_named(options["topic"])
         try:
             if options["action"] == "list":
                 count = 0

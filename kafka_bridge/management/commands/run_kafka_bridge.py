@@ -3,18 +3,20 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from kafka_bridge.bridge import LOOPS, run_bridge
+from kafka_bridge.bridge import run_bridge
+from kafka_bridge.registry import loops
 
 
 class Command(BaseCommand):
     help = "Run the Kafka consumer loops that push events to users' sockets, and the outbox relay."
 
     def add_arguments(self, parser: CommandParser) -> None:
+        names = list(loops())
         parser.add_argument(
             "--loops",
             nargs="+",
-            choices=sorted(LOOPS),
-            default=list(LOOPS),
+            choices=sorted(names),
+            default=names,
             help="Run only these consumer loops (default: all).",
         )
         parser.add_argument("--group", default=None, help="Consumer group (default: KAFKA_CONSUMER_GROUP).")

@@ -1,0 +1,68 @@
+"""The Kafka side of the messaging contract: its three topics and their payloads (PROTOCOL.md §1).
+
+Declared once here; services queue these payloads through the outbox (or,
+for typing, publish them directly), and the bridge decodes records into them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kafka_bridge.payloads import Payload
+from kafka_bridge.registry import register_topic
+from kafka_bridge.topics import DAY_MS, Topic
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage(Payload):
+    """A stored message on its way to its recipients (topic chat-messages)."""
+
+    message_id: str
+    conversation_id: str
+    sender_id: str
+    recipient_id: str | None
+    recipient_ids: list[str]
+    content: str
+    seq: int
+    client_message_id: str
+    created_at: str
+    # Added to the seed's payload: for notifications that name the sender.
+    sender_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStatusEvent(Payload):
+    """A receipt the sender must learn of (topic message-status-events)."""
+
+    message_id: str
+    conversation_id: str
+    status: str
+    user_id: str
+    sender_id: str
+    timestamp: str
+    up_to_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TypingEvent(Payload):
+    """A typing indicator; `recipient_ids` spares the bridge a database read."""
+
+    conversation_id: str
+    user_id: str
+    is_typing: bool
+    timestamp: int
+    recipient_ids: list[str] = field(default_factory=list)
+
+
+# Key: conversationId, so that one conversation's messages stay in order.
+CHAT_MESSAGES: Topic[ChatMessage] = register_topic(
+    Topic("chat-messages", ChatMessage, lambda p: p.conversation_id, 7 * DAY_MS)
+)
+# Key: the user who must be told (the message's sender).
+MESSAGE_STATUS_EVENTS: Topic[MessageStatusEvent] = register_topic(
+    Topic("message-status-events", MessageStatusEvent, lambda p: p.sender_id, DAY_MS)
+)
+# Key: conversationId; short-lived by design.
+TYPING_EVENTS: Topic[TypingEvent] = register_topic(
+    Topic("typing-events", TypingEvent, lambda p: p.conversation_id, 60_000)
+)

@@ -1,0 +1,31 @@
+"""The Kafka side of notifications: the notifications topic and its payload (PROTOCOL.md §1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafka_bridge.payloads import Payload
+from kafka_bridge.registry import register_topic
+from kafka_bridge.topics import DAY_MS, Topic
+
+
+@dataclass(frozen=True, slots=True)
+class Notification(Payload):
+    """An in-app notification (topic notifications)."""
+
+    id: str
+    user_id: str
+    title: str
+    content: str
+    type: str
+    related_entity_id: str | None
+    read: bool
+    created_at: str
+    # Added to the seed's payload: a newer version of the same id replaces an older one.
+    updated_at: str | None = None
+
+
+# Key: userId.
+NOTIFICATIONS: Topic[Notification] = register_topic(
+    Topic("notifications", Notification, lambda p: p.user_id, 30 * DAY_MS)
+)
