@@ -33,8 +33,7 @@ class ReadOnlyAdminMixin:
 
 class ParticipantInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Participant
-    fields = ["user", "joined_at", "last_read_seq"]
-    readonly_fields = fields
+    fields = readonly_fields = ("user", "joined_at", "last_read_seq")
     # Relations stay raw ids should any become editable: never a <select> of every user.
     raw_id_fields = ["user"]
     ordering = ["joined_at"]
@@ -54,8 +53,16 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_per_page = 50
     # The unfiltered total is a second COUNT(*) over the whole table on every page view.
     show_full_result_count = False
-    fields = ["id", "kind", "title", "direct_key", "last_seq", "participant_count", "created_by", "created_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "id",
+        "kind",
+        "title",
+        "direct_key",
+        "last_seq",
+        "participant_count",
+        "created_by",
+        "created_at",
+    )
     raw_id_fields = ["created_by"]
     inlines = [ParticipantInline]
 
@@ -75,7 +82,7 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Participants", ordering="participant_count")
     def participant_count(self, obj: Conversation) -> int:
-        return obj.participant_count  # type: ignore[attr-defined]
+        return getattr(obj, "participant_count", 0)  # annotated by get_queryset
 
 
 @admin.register(Message)
@@ -89,8 +96,16 @@ class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ordering = ["-created_at"]
     list_per_page = 50
     show_full_result_count = False
-    fields = ["id", "conversation", "sender", "seq", "content", "client_message_id", "status", "created_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "id",
+        "conversation",
+        "sender",
+        "seq",
+        "content",
+        "client_message_id",
+        "status",
+        "created_at",
+    )
     raw_id_fields = ["conversation", "sender"]
 
     @admin.display(description="Content")

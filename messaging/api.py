@@ -1,23 +1,31 @@
 """REST endpoints of conversations and messages (PROTOCOL.md §3).
 
-Views parse input with their input serializer, call one service or selector
-and return its result; errors are mapped by chat_project.errors.
+Views parse input with their input serializer (whose limits are those of
+limits.py), call one service or selector and return its result; errors are
+mapped by core.errors.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 from rest_framework.views import APIView
 
-from chat_project.errors import ValidationFailed
+from core.api import StrictCharField, int_param, request_user, validated
 
 from . import selectors, services
+from .limits import (
+    HISTORY_DEFAULT_LIMIT,
+    HISTORY_MAX_LIMIT,
+    MAX_CLIENT_MESSAGE_ID_CHARS,
+    MAX_PARTICIPANTS,
+    MAX_TITLE_CHARS,
+    MAX_USER_ID_CHARS,
+)
 from .wire import message_wire
 
 ### Serializers ###
@@ -49,39 +57,30 @@ class MessageListOut(serializers.Serializer):
 
 
 class ConversationCreateIn(serializers.Serializer):
-    participantIds = serializers.ListField(child=serializers.CharField(max_length=20), min_length=1, max_length=500)
-    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    participantIds = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_USER_ID_CHARS),
+        min_length=1,
+        max_length=MAX_PARTICIPANTS,
+        help_text=f"The other users (ids); one for a direct conversation. At most {MAX_PARTICIPANTS - 1} others.",
+    )
+    title = StrictCharField(
+        max_length=MAX_TITLE_CHARS, required=False, allow_blank=True, default="", help_text="A group's title."
+    )
 
 
 class MessageCreateIn(serializers.Serializer):
-    content = serializers.CharField(trim_whitespace=False, allow_blank=True)
-    clientMessageId = serializers.CharField(max_length=100)
+    content = StrictCharField(
+        trim_whitespace=False,
+        allow_blank=True,
+        help_text=f"1 to {settings.CHAT_MAX_CONTENT_CHARS} characters after trimming.",
+    )
+    clientMessageId = StrictCharField(
+        max_length=MAX_CLIENT_MESSAGE_ID_CHARS, help_text="The client's id for the message; a repeat is not stored."
+    )
 
 
 class ReadIn(serializers.Serializer):
     upToSeq = serializers.IntegerField(min_value=0)
-
-
-def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    """Validate request data with an input serializer, raising the contract's error."""
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise ValidationFailed(serializer.errors)
-    return serializer.validated_data
-
-
-def int_param(request: Request, name: str) -> int | None:
-    """Return an optional non-negative integer query parameter."""
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed({name: "Must be an integer."}) from None
-    if value < 0:
-        raise ValidationFailed({name: "Must not be negative."})
-    return value
 
 
 ### Views ###
@@ -90,16 +89,16 @@ def int_param(request: Request, name: str) -> int | None:
 class ConversationListView(APIView):
     @extend_schema(responses=ConversationOut(many=True))
     def get(self, request: Request) -> Response:
-        conversations = list(selectors.conversations_for_user(request.user))
+        conversations = list(selectors.conversations_for_user(request_user(request)))
         return Response(selectors.conversation_summaries(conversations))
 
     @extend_schema(request=ConversationCreateIn, responses={200: ConversationOut, 201: ConversationOut})
     def post(self, request: Request) -> Response:
         data = validated(ConversationCreateIn, request.data)
         conversation, created = services.conversation_create(
-            creator=request.user, participant_ids=data["participantIds"], title=data["title"]
+            creator=request_user(request), participant_ids=data["participantIds"], title=data["title"]
         )
-        conversation = selectors.conversation_get_for_user(user=request.user, conversation_id=conversation.pk)
+        conversation = selectors.conversation_get_for_user(user=request_user(request), conversation_id=conversation.pk)
         (summary,) = selectors.conversation_summaries([conversation])
         return Response(summary, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -107,7 +106,7 @@ class ConversationListView(APIView):
 class ConversationDetailView(APIView):
     @extend_schema(responses=ConversationOut)
     def get(self, request: Request, conversation_id: str) -> Response:
-        conversation = selectors.conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+        conversation = selectors.conversation_get_for_user(user=request_user(request), conversation_id=conversation_id)
         (summary,) = selectors.conversation_summaries([conversation])
         return Response(summary)
 
@@ -115,7 +114,7 @@ class ConversationDetailView(APIView):
 class MessageListView(APIView):
     throttle_scope = "send"
 
-    def get_throttles(self) -> list[ScopedRateThrottle]:
+    def get_throttles(self) -> list[BaseThrottle]:
         """Throttle sending only; reading history is not limited."""
         return [ScopedRateThrottle()] if self.request.method == "POST" else []
 
@@ -123,13 +122,13 @@ class MessageListView(APIView):
         parameters=[
             OpenApiParameter("after_seq", int, description="Only messages with a greater seq."),
             OpenApiParameter("before_seq", int, description="Only messages with a smaller seq (newest first page)."),
-            OpenApiParameter("limit", int, description="1 to 200, default 50."),
+            OpenApiParameter("limit", int, description=f"1 to {HISTORY_MAX_LIMIT}, default {HISTORY_DEFAULT_LIMIT}."),
         ],
         responses=MessageListOut,
     )
     def get(self, request: Request, conversation_id: str) -> Response:
         messages = selectors.message_history(
-            user=request.user,
+            user=request_user(request),
             conversation_id=conversation_id,
             after_seq=int_param(request, "after_seq"),
             before_seq=int_param(request, "before_seq"),
@@ -141,7 +140,7 @@ class MessageListView(APIView):
     def post(self, request: Request, conversation_id: str) -> Response:
         data = validated(MessageCreateIn, request.data)
         message, created = services.message_send(
-            sender=request.user,
+            sender=request_user(request),
             conversation_id=conversation_id,
             content=data["content"],
             client_message_id=data["clientMessageId"],
@@ -153,5 +152,7 @@ class ConversationReadView(APIView):
     @extend_schema(request=ReadIn, responses={204: None})
     def post(self, request: Request, conversation_id: str) -> Response:
         data = validated(ReadIn, request.data)
-        services.conversation_mark_read(user=request.user, conversation_id=conversation_id, up_to_seq=data["upToSeq"])
+        services.conversation_mark_read(
+            user=request_user(request), conversation_id=conversation_id, up_to_seq=data["upToSeq"]
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

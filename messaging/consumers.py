@@ -18,12 +18,10 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat_project.db import db
-from chat_project.errors import DomainError, RateLimited, ValidationFailed, error_frame
-from kafka_bridge.clients import publish_ephemeral
-from kafka_bridge.topics import TYPING_EVENTS
+from core.db import db
+from core.errors import DomainError, RateLimited, error_frame
 
-from . import pending, presence, services
+from . import checks, pending, presence, services
 from .ratelimit import TokenBucket
 from .realtime import user_group
 from .sending import receipt_queue, send_queue
@@ -60,13 +58,6 @@ def request_id_of(frame: dict[str, Any]) -> str | int | None:
     """Return the frame's requestId when it is one a client can match (string or number)."""
     value = frame.get("requestId")
     return value if isinstance(value, str | int) and not isinstance(value, bool) else None
-
-
-def require_bool(frame: dict[str, Any], name: str) -> bool:
-    value = frame.get(name)
-    if not isinstance(value, bool):
-        raise ValidationFailed({name: "Must be true or false."})
-    return value
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -137,8 +128,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_message_send(self, frame: dict[str, Any], request_id: Any) -> None:
         if not self.send_bucket.take():
             raise RateLimited(retry_after_seconds=self.send_bucket.seconds_until_next())
-        conversation_id = services.parse_conversation_id(frame.get("conversationId"))
-        draft = services.check_message(
+        conversation_id = checks.check_conversation_id(frame.get("conversationId"))
+        draft = checks.check_message(
             sender=self.user,
             content=frame.get("content"),
             client_message_id=frame.get("clientMessageId"),
@@ -185,21 +176,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _mark_received(self, message_ids: Any, request_id: Any) -> None:
         try:
-            ids = services.check_received_ids(message_ids)
+            ids = checks.check_received_ids(message_ids)
             if ids:
                 await receipt_queue().mark_delivered(self.user.pk, ids)
         except Exception as exc:
             await self._send_error(exc, request_id)
 
     async def on_message_read(self, frame: dict[str, Any], request_id: Any) -> None:
-        await db(services.conversation_mark_read)(
-            user=self.user, conversation_id=frame.get("conversationId"), up_to_seq=frame.get("upToSeq")
-        )
+        up_to_seq = checks.check_up_to_seq(frame.get("upToSeq"))
+        conversation_id = checks.check_conversation_id(frame.get("conversationId"))
+        await db(services.conversation_mark_read)(user=self.user, conversation_id=conversation_id, up_to_seq=up_to_seq)
 
     async def on_sync(self, frame: dict[str, Any], request_id: Any) -> None:
-        limit = frame.get("limit", settings.CHAT_SYNC_BATCH_MAX)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= settings.CHAT_SYNC_BATCH_MAX:
-            raise ValidationFailed({"limit": f"Must be 1 to {settings.CHAT_SYNC_BATCH_MAX}."})
+        limit = checks.check_sync_limit(frame.get("limit", settings.CHAT_SYNC_BATCH_MAX))
         if self.confirming:
             # What this socket confirmed before asking must not come again.
             await asyncio.wait(self.confirming)
@@ -218,8 +207,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await wait()
 
     async def on_typing(self, frame: dict[str, Any], request_id: Any) -> None:
-        is_typing = require_bool(frame, "isTyping")
-        conversation_id = str(services.parse_conversation_id(frame.get("conversationId")))
+        is_typing = checks.check_is_typing(frame.get("isTyping"))
+        conversation_id = str(checks.check_conversation_id(frame.get("conversationId")))
         if is_typing:
             last = self.typing_sent_at.get(conversation_id)
             if last is not None and time.monotonic() - last < settings.CHAT_TYPING_INTERVAL_SECONDS:
@@ -227,8 +216,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._publish_typing(conversation_id, is_typing)
 
     async def _publish_typing(self, conversation_id: str, is_typing: bool) -> None:
-        event = await db(services.typing_event)(user=self.user, conversation_id=conversation_id, is_typing=is_typing)
-        publish_ephemeral(TYPING_EVENTS, event)
+        event = await db(services.typing_send)(user=self.user, conversation_id=conversation_id, is_typing=is_typing)
         if is_typing:
             self.typing_sent_at[event.conversation_id] = time.monotonic()
         else:

@@ -10,6 +10,7 @@ passes it. `Message.status` is the sender's aggregate view of its receipts.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -29,7 +30,9 @@ class Conversation(models.Model):
     last_seq = models.PositiveBigIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    participants = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Participant", related_name="conversations")
+    participants: models.ManyToManyField[Any, Any] = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Participant", related_name="conversations"
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from chat_project.batching import Coalescer, PerLoop
-from chat_project.db import db
+from core.batching import Coalescer, PerLoop
+from core.db import db
 
 from . import selectors
 from .models import Message

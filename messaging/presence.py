@@ -25,7 +25,7 @@ import redis.asyncio as redis
 from django.conf import settings
 from redis.commands.core import AsyncScript
 
-from chat_project.batching import Coalescer, PerLoop
+from core.batching import Coalescer, PerLoop
 
 # Users per command when marking sockets: bounds how long one write holds Redis.
 MARK_CHUNK = 1000

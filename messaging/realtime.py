@@ -9,7 +9,7 @@ socket is recovered by the client's `sync`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -38,7 +38,7 @@ async def push_frames(pushes: list[Push]) -> None:
     so each user's frames arrive in the order given.
     """
     layer = get_channel_layer()
-    sends = []
+    sends: list[Awaitable[None]] = []
     for user_ids, frame, exclude_channel in pushes:
         event = {"type": FRAME_EVENT, "frame": frame, "exclude": exclude_channel}
         sends.extend(layer.group_send(user_group(u), event) for u in dict.fromkeys(str(u) for u in user_ids))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -11,14 +12,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from chat_project.errors import NotFound, ValidationFailed
+from core.errors import NotFound
+from core.parsing import parse_uuid
 
+from .checks import check_history_limit
 from .models import Conversation, Message, Participant, Receipt
-from .services import parse_uuid
 from .wire import message_wire
-
-HISTORY_DEFAULT_LIMIT = 50
-HISTORY_MAX_LIMIT = 200
 
 
 def conversations_for_user(user: AbstractBaseUser) -> QuerySet[Conversation]:
@@ -37,7 +36,7 @@ def conversations_for_user(user: AbstractBaseUser) -> QuerySet[Conversation]:
     )
 
 
-def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: Any) -> Conversation:
+def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str) -> Conversation:
     """Return one of the user's conversations; NotFound if unknown or not the user's."""
     conversation = conversations_for_user(user).filter(pk=parse_uuid(conversation_id)).first()
     if conversation is None:
@@ -77,7 +76,7 @@ def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, 
 def message_history(
     *,
     user: AbstractBaseUser,
-    conversation_id: Any,
+    conversation_id: uuid.UUID | str,
     after_seq: int | None = None,
     before_seq: int | None = None,
     limit: int | None = None,
@@ -88,9 +87,7 @@ def message_history(
     back); otherwise the oldest `limit` messages after `after_seq`.
     """
     conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
-    limit = HISTORY_DEFAULT_LIMIT if limit is None else limit
-    if not 1 <= limit <= HISTORY_MAX_LIMIT:
-        raise ValidationFailed({"limit": f"Must be 1 to {HISTORY_MAX_LIMIT}."})
+    limit = check_history_limit(limit)
     messages = Message.objects.filter(conversation=conversation)
     if after_seq is not None:
         messages = messages.filter(seq__gt=after_seq)

@@ -14,10 +14,11 @@ import asyncio
 import uuid
 from typing import TypeVar
 
-from chat_project.db import db
+from core.db import db
 
 from . import services
-from .services import Draft, SendOutcome
+from .checks import Draft
+from .services import SendOutcome
 
 Q = TypeVar("Q")
 Waiting = list[tuple[Draft, asyncio.Future[SendOutcome]]]
@@ -114,9 +115,9 @@ def _of_running_loop(kind: type[Q]) -> Q:
     # Futures and tasks belong to one event loop, so each loop has its own queue.
     key = (asyncio.get_running_loop(), kind)
     queue = _per_loop.get(key)
-    if queue is None:
+    if not isinstance(queue, kind):
         queue = _per_loop[key] = kind()
-    return queue  # type: ignore[return-value]
+    return queue
 
 
 def receipt_queue() -> ReceiptQueue:

@@ -1,9 +1,12 @@
 """Writes of the messaging domain: conversations, messages and receipts.
 
-Each function validates its input, changes the database in one transaction
-and queues the Kafka records that announce the change in the same
-transaction (the outbox), so a rollback announces nothing and a commit is
-always announced. Callers (WebSocket consumers, REST views) stay thin.
+Each function takes typed, keyword-only arguments (checks.py turns client
+input into them, and each function runs the same checks on what it is
+given), changes the database in one transaction and queues the Kafka records
+that announce the change in the same transaction (the outbox), so a rollback
+announces nothing and a commit is always announced. Typing, which is never
+stored, is published at once. Callers (WebSocket consumers, REST views) stay
+thin.
 """
 
 from __future__ import annotations
@@ -12,89 +15,50 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from chat_project.errors import DomainError, NotFound, ValidationFailed
+from core.errors import DomainError, NotFound, ValidationFailed
+from core.parsing import iso_utc
+from kafka_bridge.clients import publish_ephemeral
 from kafka_bridge.outbox import outbox_enqueue_each, outbox_enqueue_many
-from kafka_bridge.payloads import MessageStatusEvent, TypingEvent
-from kafka_bridge.topics import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS
 
+from .checks import (
+    Draft,
+    check_conversation_id,
+    check_message,
+    check_participant_ids,
+    check_received_ids,
+    check_title,
+    check_up_to_seq,
+)
+from .events import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS, TYPING_EVENTS, MessageStatusEvent, TypingEvent
 from .models import Conversation, Message, MessageStatus, Participant, Receipt
-from .wire import chat_message_event, iso_utc
+from .wire import chat_message_event
 
 User = get_user_model()
 
-MAX_CLIENT_MESSAGE_ID = 100
-MAX_GROUP_PARTICIPANTS = 500
 ORIGIN_CHANNEL_HEADER = "origin-channel"
-
-
-### Validation helpers ###
-
-
-def parse_uuid(value: Any) -> uuid.UUID:
-    """Parse an id from a client; anything that is not a UUID is simply not found."""
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError, AttributeError):
-        raise NotFound() from None
-
-
-def parse_conversation_id(value: Any) -> uuid.UUID:
-    """Parse a conversationId field: missing or not a string is a validation error, unknown is not found."""
-    if not isinstance(value, str | uuid.UUID):
-        raise ValidationFailed({"conversationId": "Required: a conversation id."})
-    return parse_uuid(value)
-
-
-def clean_content(content: Any) -> str:
-    """Return message content trimmed, or raise if empty or too long."""
-    if not isinstance(content, str):
-        raise ValidationFailed({"content": "Must be a string."})
-    content = content.strip()
-    limit = settings.CHAT_MAX_CONTENT_CHARS
-    if not 1 <= len(content) <= limit:
-        raise ValidationFailed({"content": f"Must be 1 to {limit} characters after trimming."})
-    return content
-
-
-def clean_client_message_id(value: Any) -> str:
-    """Return a client message id, or raise if it is not a short non-empty string."""
-    if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_CLIENT_MESSAGE_ID:
-        raise ValidationFailed({"clientMessageId": f"Must be a string of 1 to {MAX_CLIENT_MESSAGE_ID} characters."})
-    return value.strip()
 
 
 ### Conversations ###
 
 
 def conversation_create(
-    *, creator: AbstractBaseUser, participant_ids: list[Any], title: str = ""
+    *, creator: AbstractBaseUser, participant_ids: Collection[int | str], title: str = ""
 ) -> tuple[Conversation, bool]:
     """Return the direct conversation with one other user (creating it), or create a group.
 
     The creator is always a participant. Returns (conversation, created).
     """
-    others: set[int] = set()
-    for raw in participant_ids:
-        try:
-            others.add(int(raw))
-        except (TypeError, ValueError):
-            raise ValidationFailed({"participantIds": f"Not a user id: {raw!r}."}) from None
-    others.discard(creator.pk)
-    if not others:
-        raise ValidationFailed({"participantIds": "Name at least one other user."})
-    if len(others) >= MAX_GROUP_PARTICIPANTS:
-        raise ValidationFailed({"participantIds": f"At most {MAX_GROUP_PARTICIPANTS - 1} other users."})
+    others = check_participant_ids(participant_ids, creator_id=creator.pk)
+    title = check_title(title)
     known = set(User.objects.filter(pk__in=others, is_active=True).values_list("pk", flat=True))
     if unknown := sorted(others - known):
         raise ValidationFailed({"participantIds": f"Unknown users: {unknown}."})
@@ -103,9 +67,7 @@ def conversation_create(
         (other,) = others
         return _direct_conversation(creator.pk, other)
     with transaction.atomic():
-        conversation = Conversation.objects.create(
-            kind=Conversation.Kind.GROUP, title=title.strip()[:200], created_by_id=creator.pk
-        )
+        conversation = Conversation.objects.create(kind=Conversation.Kind.GROUP, title=title, created_by_id=creator.pk)
         Participant.objects.bulk_create(
             Participant(conversation=conversation, user_id=user_id) for user_id in sorted(others | {creator.pk})
         )
@@ -137,36 +99,12 @@ def _direct_conversation(user_a: int, user_b: int) -> tuple[Conversation, bool]:
 ### Messages ###
 
 
-@dataclass(frozen=True)
-class Draft:
-    """A checked message.send, not stored yet."""
-
-    sender_id: int
-    sender_name: str
-    client_message_id: str
-    content: str
-    origin_channel: str | None = None
-
-
-def check_message(
-    *, sender: AbstractBaseUser, content: Any, client_message_id: Any, origin_channel: str | None = None
-) -> Draft:
-    """Validate a message's fields from a client; raise ValidationFailed naming the bad one."""
-    return Draft(
-        sender_id=sender.pk,
-        sender_name=sender.get_username(),
-        client_message_id=clean_client_message_id(client_message_id),
-        content=clean_content(content),
-        origin_channel=origin_channel,
-    )
-
-
 def message_send(
     *,
     sender: AbstractBaseUser,
-    conversation_id: Any,
-    content: Any,
-    client_message_id: Any,
+    conversation_id: uuid.UUID | str,
+    content: str,
+    client_message_id: str,
     origin_channel: str | None = None,
 ) -> tuple[Message, bool]:
     """Store a message (status SENT) and queue it for chat-messages; return (message, created).
@@ -174,7 +112,7 @@ def message_send(
     When this returns, the message is committed. A repeat of a clientMessageId
     by the same sender returns the original and stores nothing.
     """
-    conversation_uuid = parse_conversation_id(conversation_id)
+    conversation_uuid = check_conversation_id(conversation_id)
     draft = check_message(
         sender=sender, content=content, client_message_id=client_message_id, origin_channel=origin_channel
     )
@@ -200,7 +138,7 @@ def messages_store(*, conversation_id: uuid.UUID, drafts: list[Draft]) -> list[S
     outcomes: list[SendOutcome | None] = [None if d.sender_id in member_ids else NotFound() for d in drafts]
     members_drafts = [d for d, o in zip(drafts, outcomes, strict=True) if o is None]
     if not members_drafts:
-        return outcomes  # type: ignore[return-value]
+        return [o for o in outcomes if o is not None]  # all refused
     if len({(d.sender_id, d.client_message_id) for d in members_drafts}) < len(members_drafts):
         stored = [_store_one(conversation_id, d) for d in members_drafts]  # repeats within the batch
     else:
@@ -320,9 +258,9 @@ def _original_message(sender_id: int, client_message_id: str, conversation_id: u
 ### Typing ###
 
 
-def typing_event(*, user: AbstractBaseUser, conversation_id: Any, is_typing: bool) -> TypingEvent:
+def typing_event(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str, is_typing: bool) -> TypingEvent:
     """Build the typing-events payload for a participant; typing is never stored."""
-    conversation_uuid = parse_conversation_id(conversation_id)
+    conversation_uuid = check_conversation_id(conversation_id)
     member_ids = conversation_member_ids(conversation_uuid)
     if user.pk not in member_ids:
         raise NotFound()
@@ -335,27 +273,21 @@ def typing_event(*, user: AbstractBaseUser, conversation_id: Any, is_typing: boo
     )
 
 
+def typing_send(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str, is_typing: bool) -> TypingEvent:
+    """Tell a conversation's other participants that the user is (no longer) typing; return what was sent.
+
+    Published straight to Kafka, without the outbox: a typing indicator that
+    is lost is simply not shown, and it expires anyway.
+    """
+    event = typing_event(user=user, conversation_id=conversation_id, is_typing=is_typing)
+    publish_ephemeral(TYPING_EVENTS, event)
+    return event
+
+
 ### Receipts ###
 
-MAX_RECEIVED_IDS = 500
 
-
-def check_received_ids(message_ids: Any) -> set[uuid.UUID]:
-    """Validate a message.received list; malformed ids are dropped (as unknown ones are ignored)."""
-    if not isinstance(message_ids, list) or not 1 <= len(message_ids) <= MAX_RECEIVED_IDS:
-        raise ValidationFailed({"messageIds": f"Must be a list of 1 to {MAX_RECEIVED_IDS} message ids."})
-    ids: set[uuid.UUID] = set()
-    for raw in message_ids:
-        if not isinstance(raw, str):
-            raise ValidationFailed({"messageIds": "Message ids are strings."})
-        try:
-            ids.add(uuid.UUID(raw))
-        except ValueError:
-            continue  # malformed: as unknown, ignored
-    return ids
-
-
-def messages_mark_received(*, user: AbstractBaseUser, message_ids: Any) -> int:
+def messages_mark_received(*, user: AbstractBaseUser, message_ids: Collection[str]) -> int:
     """Record that the user's client holds these messages (DELIVERED for this user); return how many changed.
 
     Ids that are unknown, malformed, not addressed to the user or already
@@ -399,7 +331,7 @@ def receipts_mark_delivered(*, confirmations: list[tuple[int, set[uuid.UUID]]]) 
     return [changed[user_id] for user_id, _ in confirmations]
 
 
-def conversation_mark_read(*, user: AbstractBaseUser, conversation_id: Any, up_to_seq: Any) -> int:
+def conversation_mark_read(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str, up_to_seq: int) -> int:
     """Move the user's read watermark forward to `up_to_seq`; return how many messages became READ.
 
     Everything others sent up to the watermark is READ (and so DELIVERED)
@@ -407,9 +339,8 @@ def conversation_mark_read(*, user: AbstractBaseUser, conversation_id: Any, up_t
     message is taken as the last message. Each sender whose messages it
     covers is told by one record carrying `upToSeq`.
     """
-    if not isinstance(up_to_seq, int) or isinstance(up_to_seq, bool) or up_to_seq < 0:
-        raise ValidationFailed({"upToSeq": "Must be a non-negative integer."})
-    conversation_uuid = parse_conversation_id(conversation_id)
+    up_to_seq = check_up_to_seq(up_to_seq)
+    conversation_uuid = check_conversation_id(conversation_id)
     with transaction.atomic():
         participant = (
             Participant.objects.select_for_update()

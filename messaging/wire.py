@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from kafka_bridge.payloads import ChatMessage
+from core.parsing import iso_utc
 
+from .events import ChatMessage
 from .models import Message, MessageStatus
-
-
-def iso_utc(moment: datetime) -> str:
-    """Format a time as the contract's ISO 8601 UTC with milliseconds (`...:00.123Z`)."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def message_wire(message: Message) -> dict[str, Any]:

@@ -22,8 +22,9 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from chat_project.errors import ValidationFailed
+from core.errors import ValidationFailed
 
+from .limits import MAX_CONTENT_CHARS, MAX_TITLE_CHARS
 from .models import Notification
 from .services import notification_broadcast_system, notification_mark_read, notification_send_system
 
@@ -36,8 +37,8 @@ class SystemNotificationForm(forms.Form):
         max_length=150,
         help_text="Username of the one user to notify; leave blank to notify every active user.",
     )
-    title = forms.CharField(max_length=200)
-    content = forms.CharField(required=False, max_length=4000, widget=forms.Textarea)
+    title = forms.CharField(max_length=MAX_TITLE_CHARS)
+    content = forms.CharField(required=False, max_length=MAX_CONTENT_CHARS, widget=forms.Textarea)
 
     def clean_user(self) -> AbstractBaseUser | None:
         """Resolve the username to a user; blank means everyone."""
@@ -48,6 +49,25 @@ class SystemNotificationForm(forms.Form):
         if user is None:
             raise forms.ValidationError(f"There is no user named {username!r}.")
         return user
+
+
+# Shown on the change page; get_readonly_fields makes them read-only.
+NOTIFICATION_FIELDS = (
+    "id",
+    "user",
+    "type",
+    "title",
+    "content",
+    "message_link",
+    "conversation",
+    "first_seq",
+    "last_seq",
+    "message_count",
+    "sender_name",
+    "read",
+    "created_at",
+    "updated_at",
+)
 
 
 @admin.register(Notification)
@@ -62,22 +82,7 @@ class NotificationAdmin(admin.ModelAdmin):
     list_per_page = 50
     # The unfiltered total is a second COUNT(*) over the whole history on every page view.
     show_full_result_count = False
-    fields = [
-        "id",
-        "user",
-        "type",
-        "title",
-        "content",
-        "message_link",
-        "conversation",
-        "first_seq",
-        "last_seq",
-        "message_count",
-        "sender_name",
-        "read",
-        "created_at",
-        "updated_at",
-    ]
+    fields = NOTIFICATION_FIELDS
     # Never a <select> of every user or conversation, should these become editable.
     raw_id_fields = ["user", "conversation"]
 
@@ -107,7 +112,7 @@ class NotificationAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Notification | None = None) -> list[str]:
         """Make every field read-only except `read`, and that one too once it is set."""
         # There is no service that marks a notification unread again.
-        return [name for name in self.fields if name != "read" or (obj is not None and obj.read)]
+        return [name for name in NOTIFICATION_FIELDS if name != "read" or (obj is not None and obj.read)]
 
     def save_model(self, request: HttpRequest, obj: Notification, form: forms.ModelForm, change: bool) -> None:
         """Mark the notification read through the service, which tells the user's sockets."""

@@ -9,7 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .models import Notification
+from core.api import request_user
+
+from .limits import MAX_PAGE_SIZE, PAGE_SIZE
+from .selectors import notifications_for_user
 from .services import notification_mark_read, notification_wire, notifications_mark_all_read
 
 
@@ -26,9 +29,9 @@ class NotificationOut(serializers.Serializer):
 
 
 class NotificationPagination(PageNumberPagination):
-    page_size = 50
+    page_size = PAGE_SIZE
     page_size_query_param = "page_size"
-    max_page_size = 200
+    max_page_size = MAX_PAGE_SIZE
 
 
 class NotificationListView(APIView):
@@ -37,23 +40,22 @@ class NotificationListView(APIView):
         responses=NotificationOut(many=True),
     )
     def get(self, request: Request) -> Response:
-        notifications = Notification.objects.filter(user_id=request.user.pk).order_by("-created_at", "-id")
-        if request.query_params.get("unread", "").lower() in {"true", "1"}:
-            notifications = notifications.filter(read=False)
+        unread_only = request.query_params.get("unread", "").lower() in {"true", "1"}
+        notifications = notifications_for_user(request_user(request), unread_only=unread_only)
         paginator = NotificationPagination()
         page = paginator.paginate_queryset(notifications, request, view=self)
-        return paginator.get_paginated_response([notification_wire(n).to_dict() for n in page])
+        return paginator.get_paginated_response([notification_wire(n).to_dict() for n in page or []])
 
 
 class NotificationReadView(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, notification_id: str) -> Response:
-        notification_mark_read(user=request.user, notification_id=notification_id)
+        notification_mark_read(user=request_user(request), notification_id=notification_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class NotificationReadAllView(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
-        notifications_mark_all_read(user=request.user)
+        notifications_mark_all_read(user=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -12,6 +12,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from .limits import MAX_TITLE_CHARS
+
 
 class Notification(models.Model):
     class Type(models.TextChoices):
@@ -21,7 +23,7 @@ class Notification(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     type = models.CharField(max_length=32, choices=Type.choices, db_index=True)
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=MAX_TITLE_CHARS)
     content = models.TextField(blank=True)
     related_entity_id = models.CharField(max_length=64, null=True, blank=True)
     read = models.BooleanField(default=False, db_index=True)

@@ -20,15 +20,15 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from chat_project.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
+from core.parsing import iso_utc, parse_uuid
 from kafka_bridge.outbox import outbox_enqueue
-from kafka_bridge.payloads import ChatMessage
-from kafka_bridge.payloads import Notification as NotificationEvent
-from kafka_bridge.topics import NOTIFICATIONS
+from messaging.events import ChatMessage
 from messaging.models import Conversation
-from messaging.services import parse_uuid
-from messaging.wire import iso_utc
 
+from .events import NOTIFICATIONS
+from .events import Notification as NotificationEvent
+from .limits import MAX_CONTENT_CHARS, MAX_TITLE_CHARS
 from .models import Notification
 
 User = get_user_model()
@@ -63,9 +63,7 @@ def _publish(notification: Notification) -> None:
     outbox_enqueue(topic=NOTIFICATIONS, payload=notification_wire(notification))
 
 
-def _parse_time(value: str | None, field: str) -> datetime | None:
-    if value is None:
-        return None
+def _parse_time(value: str, field: str) -> datetime:
     parsed = parse_datetime(value)
     if parsed is None:
         raise ValidationFailed({field: "Not an ISO 8601 time."})
@@ -78,11 +76,11 @@ def _parse_time(value: str | None, field: str) -> datetime | None:
 def notification_store(*, event: NotificationEvent) -> bool:
     """Store a notifications record by id, unless a newer version is stored; return whether it changed."""
     created_at = _parse_time(event.created_at, "createdAt")
-    updated_at = _parse_time(event.updated_at, "updatedAt") or created_at
+    updated_at = _parse_time(event.updated_at, "updatedAt") if event.updated_at is not None else created_at
     fields = {
         "user_id": int(event.user_id),
         "type": event.type,
-        "title": event.title[:200],
+        "title": event.title[:MAX_TITLE_CHARS],
         "content": event.content,
         "related_entity_id": event.related_entity_id,
         "read": event.read,
@@ -198,10 +196,10 @@ def _send_system_batch(user_ids: list[int], title: str, content: str) -> int:
 
 
 def _clean_system_text(title: Any, content: Any) -> tuple[str, str]:
-    if not isinstance(title, str) or not 1 <= len(title.strip()) <= 200:
-        raise ValidationFailed({"title": "Must be 1 to 200 characters."})
-    if not isinstance(content, str) or len(content) > 4000:
-        raise ValidationFailed({"content": "Must be at most 4000 characters."})
+    if not isinstance(title, str) or not 1 <= len(title.strip()) <= MAX_TITLE_CHARS:
+        raise ValidationFailed({"title": f"Must be 1 to {MAX_TITLE_CHARS} characters."})
+    if not isinstance(content, str) or len(content) > MAX_CONTENT_CHARS:
+        raise ValidationFailed({"content": f"Must be at most {MAX_CONTENT_CHARS} characters."})
     return title.strip(), content.strip()
 
 

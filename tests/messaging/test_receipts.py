@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.contrib.auth import get_user_model
 
-from chat_project.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from kafka_bridge.models import OutboxRecord
 from messaging import selectors, services
 from messaging.models import Message, Participant, Receipt

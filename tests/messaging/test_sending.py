@@ -9,10 +9,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chat_project.errors import NotFound
+from core.errors import NotFound
 from kafka_bridge.models import OutboxRecord
-from kafka_bridge.payloads import ChatMessage
-from messaging import services
+from messaging import checks, services
+from messaging.events import ChatMessage
 from messaging.models import Message, Receipt
 from messaging.sending import ConversationSendQueue
 
@@ -27,7 +27,7 @@ def group(db):
 
 
 def draft(user, client_message_id, content="hi"):
-    return services.check_message(sender=user, content=content, client_message_id=client_message_id)
+    return checks.check_message(sender=user, content=content, client_message_id=client_message_id)
 
 
 def test_a_batch_is_stored_in_order_in_one_transaction(group):

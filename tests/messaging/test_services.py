@@ -6,10 +6,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from chat_project.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from kafka_bridge.models import OutboxRecord
-from kafka_bridge.payloads import ChatMessage
 from messaging import services
+from messaging.events import ChatMessage
 from messaging.models import Conversation, Message, Receipt
 
 User = get_user_model()

@@ -2,11 +2,11 @@
 
 from django.contrib.auth import get_user_model
 
-from kafka_bridge.payloads import Notification
 from messaging import selectors, services
 from messaging.api import ConversationOut, MessageOut
 from messaging.wire import message_wire
 from notifications.api import NotificationOut
+from notifications.events import Notification
 
 
 def test_schema_serializers_match_the_wire(db):

@@ -10,12 +10,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from chat_project.errors import ValidationFailed
+from core.errors import ValidationFailed
 from kafka_bridge.models import OutboxRecord
-from kafka_bridge.payloads import ChatMessage
-from kafka_bridge.payloads import Notification as NotificationEvent
 from messaging import services as messaging
+from messaging.events import ChatMessage
 from messaging.models import Conversation, Message
+from notifications.events import Notification as NotificationEvent
 from notifications.models import Notification
 from notifications.services import notification_for_new_message
 

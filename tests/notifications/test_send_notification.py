@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from kafka_bridge.models import OutboxRecord
-from kafka_bridge.payloads import Notification as NotificationEvent
+from notifications.events import Notification as NotificationEvent
 from notifications.models import Notification
 
 User = get_user_model()

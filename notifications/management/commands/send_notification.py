@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from chat_project.errors import ValidationFailed
+from core.errors import ValidationFailed
 from kafka_bridge.relay import process_relay
+from notifications.limits import MAX_CONTENT_CHARS, MAX_TITLE_CHARS
 from notifications.services import notification_broadcast_system, notification_send_system
 
 User = get_user_model()
@@ -21,13 +23,16 @@ class Command(BaseCommand):
     help = "Send a SYSTEM notification to one user (--user) or to every active user (--all)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--title", required=True, help="Title, 1 to 200 characters.")
-        parser.add_argument("--content", default="", help="Body, at most 4000 characters.")
+        parser.add_argument("--title", required=True, help=f"Title, 1 to {MAX_TITLE_CHARS} characters.")
+        parser.add_argument("--content", default="", help=f"Body, at most {MAX_CONTENT_CHARS} characters.")
         to = parser.add_mutually_exclusive_group(required=True)
         to.add_argument("--user", metavar="USERNAME_OR_ID", help="The user to notify: a username, else a user id.")
         to.add_argument("--all", action="store_true", help="Notify every active user.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if settings.OUTBOX_RELAY_AUTOSTART:
+            # Publish at once rather than leave the records to the servers' sweep.
+            process_relay().start()
         try:
             if options["all"]:
                 sent = self._broadcast(options["title"], options["content"], options.get("stderr") or sys.stderr)
@@ -39,7 +44,7 @@ class Command(BaseCommand):
         except ValidationFailed as exc:
             raise CommandError(f"Invalid notification: {_describe(exc.detail)}") from None
         finally:
-            # Let this process's outbox relay finish its pass before exit, so no
+            # Wait for the broker to take what is in flight before exit, so no
             # record is produced twice; records it leaves, the servers' relays send.
             process_relay().stop()
 
