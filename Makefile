@@ -10,12 +10,14 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 run: venv
 	scripts/run.sh
 
-test: venv
+test: lint
 	scripts/test.sh $(ARGS)
 
+# Style and types of the package code (mypy reads the settings, which need a key).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DJANGO_SECRET_KEY=type-check $(VENV)/bin/mypy
 
 bench: venv
 	scripts/bench.sh

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, against real PostgreSQL, Redis and Kafka that this
-# script starts and stops again. Extra arguments go to pytest.
+# script starts and stops again (`make test` runs `make lint` first). Extra
+# arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/test-services.sh
 
-.venv/bin/ruff check .
 .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null
 .venv/bin/pytest "$@"
