@@ -8,19 +8,30 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat_project.settings")
 django_asgi_app = get_asgi_application()
 
 # Imported after Django is set up: they load models.
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.urls import path  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
 from kafka_bridge.relay import process_relay  # noqa: E402
 from messaging.consumers import ChatConsumer  # noqa: E402
 
 from .ws_auth import websocket_stack  # noqa: E402
 
+
+class UnknownPath(AsyncWebsocketConsumer):
+    """Any other WebSocket path: refused before the handshake completes (HTTP 403), never a 500."""
+
+    async def connect(self) -> None:
+        await self.close()
+
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": websocket_stack(URLRouter([path("ws/chat/", ChatConsumer.as_asgi())])),
+        "websocket": websocket_stack(
+            URLRouter([path("ws/chat/", ChatConsumer.as_asgi()), re_path(r"", UnknownPath.as_asgi())])
+        ),
     }
 )
 

@@ -28,5 +28,6 @@ urlpatterns = [
     path("api/", include(api)),
 ]
 
+handler400 = "chat_project.views.bad_request"
 handler404 = "chat_project.views.not_found"
 handler500 = "chat_project.views.server_error"

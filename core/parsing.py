@@ -20,3 +20,43 @@ def parse_uuid(value: Any) -> uuid.UUID:
 def iso_utc(moment: datetime) -> str:
     """Format a time as the contract's ISO 8601 UTC with milliseconds (`...:00.123Z`)."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+BAD_TEXT_DETAIL = "Text must be valid Unicode without NUL characters."
+
+
+def has_bad_text(value: Any) -> bool:
+    """Whether parsed JSON holds a string (key or value) with a NUL or a lone surrogate.
+
+    JSON can spell both (`\\u0000`, `\\ud800`); neither can be stored in
+    PostgreSQL or sent back as UTF-8, so the edge refuses them.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _is_bad(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _is_bad(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def json_may_hold_bad_text(raw: str | bytes) -> bool:
+    """Whether raw JSON may spell a NUL or a surrogate: only a `\\u` escape can (a cheap first look)."""
+    if isinstance(raw, bytes):
+        return b"\\u" in raw
+    return "\\u" in raw

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from core.db import db
 from core.errors import DomainError, RateLimited, error_frame
+from core.parsing import BAD_TEXT_DETAIL, has_bad_text, json_may_hold_bad_text
 
 from . import checks, pending, presence, services
 from .ratelimit import TokenBucket
@@ -36,10 +37,11 @@ MAX_IN_FLIGHT = 64
 
 
 class FrameError(DomainError):
-    """A frame that is not a JSON object with a string `type`."""
+    """A frame refused as a whole: not a JSON object with a string `type`, or holding unstorable text."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, request_id: str | int | None = None) -> None:
         self.code = code
+        self.request_id = request_id
         super().__init__(detail)
 
 
@@ -49,6 +51,10 @@ def parse_frame(raw: str | bytes) -> dict[str, Any]:
         frame = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise FrameError("invalid_json", "The frame is not valid JSON.") from None
+    if json_may_hold_bad_text(raw) and has_bad_text(frame):
+        # Checked once, here, for every field: nothing after this sees such a string.
+        request_id = request_id_of(frame) if isinstance(frame, dict) else None
+        raise FrameError("validation_error", BAD_TEXT_DETAIL, None if has_bad_text(request_id) else request_id)
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError("invalid_frame", "A frame is a JSON object with a string 'type'.")
     return frame
@@ -114,6 +120,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if handler is None:
                 raise FrameError("unknown_type", f"Unknown frame type {frame['type'][:50]!r}.")
             await handler(self, frame, request_id)
+        except FrameError as exc:
+            await self._send_error(exc, exc.request_id if request_id is None else request_id)
         except Exception as exc:
             await self._send_error(exc, request_id)
 
