@@ -27,7 +27,7 @@ from messaging.handlers import (
 )
 from notifications.handlers import store_and_push_notification
 
-from .clients import producer_config
+from .clients import client_id, producer_config, set_process_role
 from .loop import BatchHandler, Handler, TopicLoop
 from .relay import process_relay
 from .topics import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS, NOTIFICATIONS, TYPING_EVENTS, Topic
@@ -65,9 +65,10 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
 
+    set_process_role("bridge")
     if relay:
         process_relay().start()
-    dead_letters = Producer(producer_config())
+    dead_letters = Producer({**producer_config(), "client.id": client_id("dead-letters")})
     group = group_id or settings.KAFKA_CONSUMER_GROUP
     loops = [
         TopicLoop(
@@ -76,8 +77,9 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
             dead_letter_producer=dead_letters,
             group_id=group + spec.group_suffix,
             batch_handler=spec.batch_handler,
+            name=name,
         )
-        for spec in (LOOPS[name] for name in loop_names)
+        for name, spec in ((name, LOOPS[name]) for name in loop_names)
     ]
     logger.info("Bridge running: %s", ", ".join(t.topic.name for t in loops))
     try:
