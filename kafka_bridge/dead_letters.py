@@ -123,6 +123,12 @@ def replay_dead_letters(topic: Topic, *, offsets: set[tuple[int, int]] | None = 
     return len(chosen)
 
 
+def replay_dead_letters_before(topic: Topic, ends: dict[int, int]) -> int:
+    """Replay the waiting dead letters below the given end offset of each partition; return how many."""
+    chosen = {(w.partition, w.offset) for w in read_dead_letters(topic) if w.offset < ends.get(w.partition, 0)}
+    return replay_dead_letters(topic, offsets=chosen) if chosen else 0
+
+
 def _mark_replayed(topic: Topic, waiting: list[DeadLetter], replayed: set[tuple[int, int]]) -> None:
     # The replay group's offset moves over the replayed records at the head of
     # each partition; one left waiting before them keeps the rest listed.

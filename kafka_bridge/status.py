@@ -26,7 +26,7 @@ from .admin_ops import wanted_topics
 from .clients import base_config
 from .dead_letters import REPLAY_GROUP
 from .models import OutboxRecord
-from .topics import ALL_TOPICS
+from .topics import ALL_TOPICS, DAY_MS
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 # What a broker answers about groups while it loads them (just started, or the first group ever).
@@ -60,6 +60,11 @@ class TopicStatus:
     def records(self) -> int:
         """Return how many records the topic holds (within retention)."""
         return sum(p.end_offset - p.start_offset for p in self.partitions)
+
+    @property
+    def retention(self) -> str:
+        """Return the retention for people: 7d, 1min."""
+        return format_retention(self.retention_ms)
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,18 @@ class KafkaStatus:
         for group, status in zip(data["groups"], self.groups, strict=True):
             group["lag"] = status.lag
         return data
+
+
+def format_retention(ms: int | None) -> str:
+    """Return a retention in its largest whole unit (7d, 1h, 60s); -1 is forever."""
+    if ms is None:
+        return "?"
+    if ms < 0:
+        return "forever"
+    for unit, size in (("d", DAY_MS), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 ### Reading ###

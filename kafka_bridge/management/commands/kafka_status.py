@@ -6,19 +6,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from kafka_bridge.status import DEFAULT_TIMEOUT_SECONDS, KafkaStatus, kafka_status
-from kafka_bridge.topics import DAY_MS
-
-
-def format_retention(ms: int | None) -> str:
-    """Return a retention in the largest whole unit (7d, 1h, 60s); -1 is forever."""
-    if ms is None:
-        return "?"
-    if ms < 0:
-        return "forever"
-    for unit, size in (("d", DAY_MS), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
-        if ms and ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -46,7 +33,7 @@ def render(status: KafkaStatus) -> str:
                 ",".join(map(str, p.in_sync)),
                 p.start_offset,
                 p.end_offset,
-                format_retention(topic.retention_ms),
+                topic.retention,
             ]
             for topic in status.topics
             for p in topic.partitions
