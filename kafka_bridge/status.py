@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
@@ -173,17 +173,23 @@ def kafka_status(
     *, group_base: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS, admin: AdminClient | None = None
 ) -> KafkaStatus:
     """Read the broker, topics, group lag, dead letters and outbox depth; unreachable is a status, not an error."""
+    return replace(broker_status(group_base=group_base, timeout=timeout, admin=admin), outbox_depth=outbox_depth())
+
+
+def broker_status(
+    *, group_base: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS, admin: AdminClient | None = None
+) -> KafkaStatus:
+    """Read what kafka_status reads from the broker alone (no database: safe on any thread)."""
     address = settings.KAFKA_BOOTSTRAP_SERVERS
-    depth = outbox_depth()
     admin = admin or status_admin_client(timeout)
     try:
-        return _read(admin, address, group_base, timeout, depth)
+        return _read(admin, address, group_base, timeout)
     except KafkaException as exc:
         # A broker that stops answering halfway is as unreachable as one that never did.
-        return KafkaStatus(broker=address, reachable=False, error=_reason(exc), outbox_depth=depth)
+        return KafkaStatus(broker=address, reachable=False, error=_reason(exc))
 
 
-def _read(admin: AdminClient, address: str, group_base: str | None, timeout: float, depth: int) -> KafkaStatus:
+def _read(admin: AdminClient, address: str, group_base: str | None, timeout: float) -> KafkaStatus:
     metadata = admin.list_topics(timeout=timeout)
     names = [spec.name for spec in wanted_topics()]
     present = [name for name in names if name in metadata.topics]
@@ -221,7 +227,6 @@ def _read(admin: AdminClient, address: str, group_base: str | None, timeout: flo
         missing_topics=[name for name in names if name not in metadata.topics],
         groups=groups,
         dead_letters=_dead_letters(admin, partitions, starts, ends, timeout),
-        outbox_depth=depth,
     )
 
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -271,6 +272,42 @@ def test_staff_page_renders_against_the_real_broker(status_stack, client, db, se
     assert staff.get(reverse("admin-kafka-replay", args=[TYPING_EVENTS.name])).status_code == 403
     # The admin's home page links the page.
     assert f'href="{STATUS}"' in staff.get(reverse("admin:index")).content.decode()
+
+
+LOGGED_IN_STAFF = """
+from importlib import import_module
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+user = get_user_model().objects.create_user(username="ops-{name}", password="x", is_staff={staff})
+session = import_module(settings.SESSION_ENGINE).SessionStore()
+session.update({{SESSION_KEY: str(user.pk), HASH_SESSION_KEY: user.get_session_auth_hash(),
+                BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend"}})
+session.create()
+print(settings.SESSION_COOKIE_NAME, session.session_key)
+"""
+
+
+def session_cookie(stack: Stack, *, staff: bool) -> dict[str, str]:
+    """Log a new user in on the stack's database; return the session cookie."""
+    out = stack.manage("shell", "-c", LOGGED_IN_STAFF.format(name=uuid.uuid4().hex[:8], staff=staff))
+    name, key = out.strip().splitlines()[-1].split()
+    return {name: key}
+
+
+def test_staff_page_is_served_by_the_web_process(status_stack):
+    page = f"{status_stack.base}{STATUS}"  # type: ignore[attr-defined]
+    refused = requests.get(page, cookies=session_cookie(status_stack, staff=False), allow_redirects=False, timeout=30)
+    assert refused.status_code == 302 and refused.headers["Location"].startswith("/admin/login/")
+    staff = session_cookie(status_stack, staff=True)
+    response = requests.get(page, cookies=staff, allow_redirects=False, timeout=30)
+    assert response.status_code == 200, response.text[:500]
+    assert require_env("KAFKA_BOOTSTRAP_SERVERS") in response.text
+    assert f'data-group="{group_of(status_stack)}"' in response.text
+    # The running bridge's loops, by name (once they have joined, should the bridge have just started).
+    wait_until(
+        lambda: "chat-bridge-chat-messages" in requests.get(page, cookies=staff, timeout=30).text,
+        what="the bridge's loops in the page",
+    )
 
 
 def test_replay_button_replays_the_dead_letters_it_confirmed(status_stack, client, db):
