@@ -41,7 +41,7 @@ async def _check_channel_layer() -> None:
 @functools.cache
 def _kafka_admin() -> AdminClient:
     # One client per process: probes come every few seconds, and a client is threads and sockets.
-    return admin_client()
+    return admin_client("chat-web-readiness")
 
 
 def _check_kafka() -> None:

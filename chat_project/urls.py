@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 from messaging import api as messaging_api
 from notifications import api as notifications_api
 
-from . import accounts, health
+from . import accounts, health, operations
 
 api = [
     path("auth/register/", accounts.RegisterView.as_view()),
@@ -22,6 +22,7 @@ api = [
 ]
 
 urlpatterns = [
+    *operations.admin_urls(),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),
     path("readyz", health.readyz),

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from confluent_kafka import Producer
 from django.conf import settings
 
-from .clients import producer_config
+from .clients import client_id, producer_config, set_process_role
 from .loop import TopicLoop
 from .registry import loops as registered_loops
 from .relay import process_relay
@@ -31,9 +31,10 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
 
+    set_process_role("bridge")
     if relay:
         process_relay().start()
-    dead_letters = Producer(producer_config())
+    dead_letters = Producer({**producer_config(), "client.id": client_id("dead-letters")})
     group = group_id or settings.KAFKA_CONSUMER_GROUP
     specs = [registered_loops()[name] for name in dict.fromkeys(loop_names)]
     loops = [
@@ -43,6 +44,7 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
             dead_letter_producer=dead_letters,
             group_id=group + spec.group_suffix,
             batch_handler=spec.batch_handler,
+            name=spec.name,
         )
         for spec in specs
     ]

@@ -15,11 +15,30 @@ from .topics import Topic
 
 logger = logging.getLogger(__name__)
 
+# What this process is (web, bridge; cli for commands): the first word of its clients' ids.
+_process_role = "cli"
+
+
+def set_process_role(role: str) -> None:
+    """Name this process's role in the client ids of the Kafka clients it creates from now on."""
+    global _process_role
+    _process_role = role
+
+
+def client_id(purpose: str) -> str:
+    """Return a `client.id` naming this process's role and the client's purpose, e.g. chat-bridge-chat-messages.
+
+    Kafka's own tools (ConsumerGroupCommand, broker logs, quotas) show it, so
+    an operator can tell the loops and processes apart.
+    """
+    return f"chat-{_process_role}-{purpose}"
+
 
 def base_config() -> dict[str, Any]:
-    """Return the settings every client shares: brokers and security."""
+    """Return the settings every client shares: brokers, security, and a client id naming the role."""
     return {
         "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "client.id": f"chat-{_process_role}",
         # librdkafka backs off up to 10 s between reconnects by default; a chat
         # should notice a returning broker within a second.
         "reconnect.backoff.max.ms": 1000,
@@ -67,9 +86,9 @@ def consumer_config(group_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def admin_client() -> AdminClient:
+def admin_client(name: str = "chat-admin") -> AdminClient:
     """Return an AdminClient for topic management and health checks."""
-    return AdminClient(base_config())
+    return AdminClient({**base_config(), "client.id": name})
 
 
 _producer: Producer | None = None
@@ -82,13 +101,15 @@ def shared_producer() -> Producer:
     if _producer is None:
         with _producer_lock:
             if _producer is None:
-                _producer = Producer({**producer_config(), "error_cb": _log_client_error})
+                _producer = Producer(
+                    {**producer_config(), "client.id": client_id("producer"), "error_cb": _log_client_error}
+                )
     return _producer
 
 
 def relay_producer() -> Producer:
     """Return a new producer for the outbox relay."""
-    return Producer({**relay_producer_config(), "error_cb": _log_client_error})
+    return Producer({**relay_producer_config(), "client.id": client_id("relay"), "error_cb": _log_client_error})
 
 
 def _log_ephemeral_delivery(err: KafkaError | None, msg: Message) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from .clients import consumer_config, producer_config
+from .clients import client_id, consumer_config, producer_config
 from .loop import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC, headers_of, position
 from .topics import Topic
 
@@ -54,8 +54,14 @@ def _bytes(value: str | bytes | None) -> bytes | None:
 def read_dead_letters(topic: Topic, *, include_replayed: bool = False) -> Iterator[DeadLetter]:
     """Yield the dead letters of a topic, by default only those not replayed yet."""
     # A throwaway group for reading, so that listing never moves any offset.
-    reader = Consumer({**consumer_config(f"dead-letter-reader-{uuid.uuid4().hex}"), "enable.partition.eof": True})
-    committed_reader = Consumer(consumer_config(REPLAY_GROUP))
+    reader = Consumer(
+        {
+            **consumer_config(f"dead-letter-reader-{uuid.uuid4().hex}"),
+            "enable.partition.eof": True,
+            "client.id": client_id("dead-letter-reader"),
+        }
+    )
+    committed_reader = Consumer({**consumer_config(REPLAY_GROUP), "client.id": client_id("dead-letter-replay")})
     try:
         metadata = reader.list_topics(topic.dead_letter, timeout=TIMEOUT_SECONDS)
         partitions = sorted(metadata.topics[topic.dead_letter].partitions)
@@ -102,7 +108,7 @@ def replay_dead_letters(topic: Topic, *, offsets: set[tuple[int, int]] | None = 
     chosen = [w for w in waiting if offsets is None or (w.partition, w.offset) in offsets]
     if not chosen:
         return 0
-    producer = Producer(producer_config())
+    producer = Producer({**producer_config(), "client.id": client_id("dead-letter-replay")})
     failures: list[KafkaError] = []
     for letter in chosen:
         producer.produce(
@@ -119,6 +125,12 @@ def replay_dead_letters(topic: Topic, *, offsets: set[tuple[int, int]] | None = 
     return len(chosen)
 
 
+def replay_dead_letters_before(topic: Topic, ends: dict[int, int]) -> int:
+    """Replay the waiting dead letters below the given end offset of each partition; return how many."""
+    chosen = {(w.partition, w.offset) for w in read_dead_letters(topic) if w.offset < ends.get(w.partition, 0)}
+    return replay_dead_letters(topic, offsets=chosen) if chosen else 0
+
+
 def _mark_replayed(topic: Topic, waiting: list[DeadLetter], replayed: set[tuple[int, int]]) -> None:
     # The replay group's offset moves over the replayed records at the head of
     # each partition; one left waiting before them keeps the rest listed.
@@ -133,7 +145,7 @@ def _mark_replayed(topic: Topic, waiting: list[DeadLetter], replayed: set[tuple[
             blocked.add(letter.partition)
     if not commit:
         return
-    committer = Consumer(consumer_config(REPLAY_GROUP))
+    committer = Consumer({**consumer_config(REPLAY_GROUP), "client.id": client_id("dead-letter-replay")})
     try:
         committer.commit(
             offsets=[TopicPartition(topic.dead_letter, p, o) for p, o in commit.items()], asynchronous=False

@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from .clients import consumer_config
+from .clients import client_id, consumer_config
 from .payloads import Payload, PayloadError
 from .topics import Topic
 
@@ -122,8 +122,11 @@ class TopicLoop(Generic[P]):
         group_id: str | None = None,
         retry: RetryPolicy | None = None,
         batch_handler: BatchHandler[P] | None = None,
+        name: str | None = None,
     ) -> None:
         self.topic = topic
+        # Names the loop in its consumer's client id; two loops may read one topic.
+        self.name = name or topic.name
         self.handler = handler
         self.batch_handler = batch_handler
         self.dead_letter_producer = dead_letter_producer
@@ -141,7 +144,9 @@ class TopicLoop(Generic[P]):
     async def run(self, stopping: asyncio.Event) -> None:
         """Poll, handle and commit until asked to stop; always close the consumer."""
         config = consumer_config(self.group_id)
-        consumer = Consumer({**config, "error_cb": self._log_error, "on_commit": self._on_commit})
+        consumer = Consumer(
+            {**config, "client.id": client_id(self.name), "error_cb": self._log_error, "on_commit": self._on_commit}
+        )
         await self._call(consumer.subscribe, [self.topic.name])
         logger.info("Consuming %s as group %s", self.topic.name, config["group.id"])
         try:

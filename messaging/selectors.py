@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncMinute
+from django.utils import timezone
 
 from core.errors import NotFound
 from core.parsing import parse_uuid
@@ -119,3 +121,22 @@ def users_with_pending(user_ids: Iterable[int | str]) -> set[str]:
     pending = Receipt.objects.filter(user_id=OuterRef("pk"), delivered_at__isnull=True)
     users = get_user_model().objects.filter(pk__in=set(user_ids)).filter(Exists(pending))
     return {str(pk) for pk in users.values_list("pk", flat=True)}
+
+
+def messages_per_minute(*, minutes: int = 10, now: datetime | None = None) -> list[tuple[datetime, int]]:
+    """Return how many messages were sent in each of the last `minutes` minutes, oldest first.
+
+    The last entry is the current minute, so far; minutes without messages count 0.
+    """
+    now = now or timezone.now()
+    current = now.replace(second=0, microsecond=0)
+    first = current - timedelta(minutes=minutes - 1)
+    counts = dict(
+        Message.objects.filter(created_at__gte=first, created_at__lte=now)
+        .annotate(minute=TruncMinute("created_at"))
+        .order_by()
+        .values("minute")
+        .annotate(n=Count("pk"))
+        .values_list("minute", "n")
+    )
+    return [(minute, counts.get(minute, 0)) for minute in (first + timedelta(minutes=i) for i in range(minutes))]
