@@ -2,12 +2,11 @@
 Kafka -> run_kafka_bridge -> Redis channel layer -> WebSocket."""
 
 import asyncio
-import time
 import uuid
 
 import pytest
 
-from tests.support.client import conversation, latency_summary
+from tests.support.client import conversation
 
 pytestmark = pytest.mark.integration
 
@@ -179,21 +178,3 @@ async def test_conversation_listing_and_detail(make_user):
     assert detail["kind"] == "group" and detail["title"] == "trio"
     assert sorted(detail["participantIds"]) == sorted([alice.id, bob.id, carol.id])
     assert alice.api("GET", "/api/users/me/").json() == {"id": alice.id, "username": alice.username}
-
-
-async def test_send_to_receive_latency_is_reported(make_user):
-    """Not a limit (machines are noisy): prints the median for the record."""
-    alice, bob = make_user("alice"), make_user("bob")
-    direct = conversation(alice, bob)
-    a, b = await alice.ws(), await bob.ws()
-    samples = []
-    try:
-        for i in range(20):
-            start = time.perf_counter()
-            ack = await a.send_message(direct["id"], f"ping {i}")
-            await b.wait_for(lambda f, mid=ack["message"]["id"]: f.get("message", {}).get("id") == mid)
-            samples.append(time.perf_counter() - start)
-        print(latency_summary("send-to-receive latency", samples))
-    finally:
-        await a.close()
-        await b.close()
