@@ -6,7 +6,9 @@ Receivers, like a real client, `sync` after every (re)connect, confirm what
 they hold with `message.received`, and drop repeats by id. At the end every
 receiver must hold every message, the database must hold each exactly once
 with gapless seqs, and each sender's messages must have arrived live in
-order.
+order. Holding every message is not enough, as `sync` alone would do it: after
+recovery a fresh message must also reach every receiver live, as `message.new`
+outside any sync, within a bound the scenario states.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class Receiver:
     synced: list[dict[str, Any]] = field(default_factory=list)
     close_codes: list[int | None] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Messages that only the last sync, after the receivers stopped, picked up.
+    final_recovered: int = 0
 
     @property
     def ids(self) -> set[str]:
@@ -98,8 +102,12 @@ class Receiver:
         return len(self.live) - len({m["id"] for m in self.live})
 
     @property
+    def live_ids(self) -> set[str]:
+        return {m["id"] for m in self.live}
+
+    @property
     def recovered_by_sync(self) -> int:
-        return len({m["id"] for m in self.synced} - {m["id"] for m in self.live})
+        return len({m["id"] for m in self.synced} - self.live_ids)
 
     async def run(self) -> None:
         """Stay connected: sync after every (re)connect, then take messages live, confirming them in batches."""
@@ -148,11 +156,13 @@ class Receiver:
 
     async def final_sync(self) -> None:
         """Pick up anything not yet held, as a client does after a reconnect."""
+        held = self.ids
         socket = await open_socket(self.user)
         try:
             await self._sync(socket)
         finally:
             await socket.close()
+        self.final_recovered = len(self.ids - held)
 
 
 @dataclass
@@ -168,6 +178,10 @@ class Burst:
     receiver_tasks: list[asyncio.Task] = field(default_factory=list)
     sending_took: float = 0.0
     last_ack_at: float = 0.0
+    # Fresh messages sent after recovery to prove live delivery resumed, and how long they took.
+    probes: list[dict[str, Any]] = field(default_factory=list)
+    live_within: float | None = None
+    live_probe_took: float | None = None
 
     @classmethod
     def prepare(cls, stack: Stack, base: str, senders: int = 4, per_sender: int = 250) -> Burst:
@@ -209,8 +223,15 @@ class Burst:
             assert time.monotonic() < deadline, f"only {self.sent()} sent"
             await asyncio.sleep(0.05)
 
-    async def wait_delivered(self, timeout: float = 180) -> float:
-        """Wait until every receiver holds every message; return the seconds it took after the last ack."""
+    async def wait_delivered(self, *, live_within: float, timeout: float = 180) -> float:
+        """Wait until every receiver holds every message, then prove live delivery works; stop the receivers.
+
+        Return the seconds it took after the last ack until every receiver held
+        every message (live or by sync). What is still missing after `timeout`
+        is left to the final sync and counted in the figures; but a fresh
+        message into every conversation must then reach every receiver live
+        within `live_within` seconds, or this fails.
+        """
         want = {m["id"] for s in self.senders for m in s.acked}
         deadline = time.monotonic() + timeout
         while any(want - r.ids for r in self.receivers):
@@ -218,28 +239,70 @@ class Burst:
                 break
             await asyncio.sleep(0.05)
         done = time.monotonic() - self.last_ack_at
-        for r in self.receivers:
-            r.stopping.set()
-        await asyncio.gather(*self.receiver_tasks, return_exceptions=True)
+        try:
+            await self.probe_live(live_within)
+        finally:
+            for r in self.receivers:
+                r.stopping.set()
+            await asyncio.gather(*self.receiver_tasks, return_exceptions=True)
         for r in self.receivers:
             await r.final_sync()
         return done
 
-    def first_live_after(self, moment: float) -> float:
-        """Seconds from `moment` until any receiver got a message live again."""
-        return round(min((t for r in self.receivers for t in r.live_at if t >= moment), default=moment) - moment, 1)
+    async def probe_live(self, within: float) -> None:
+        """Send one fresh message into each conversation; each must reach every receiver live within `within` s."""
+        self.live_within = within
+        sender = self.senders[0]
+        socket = await open_socket(sender.user)
+        started = time.monotonic()
+        try:
+            for conversation_id in self.conversation_ids:
+                client_id = f"probe-{uuid.uuid4().hex}"
+                frame = {
+                    "type": "message.send",
+                    "conversationId": conversation_id,
+                    "content": "live probe",
+                    "clientMessageId": client_id,
+                    "requestId": client_id,
+                }
+                await socket.send(json.dumps(frame))
+                self.probes.append((await sender._ack(socket, client_id))["message"])
+        finally:
+            await socket.close()
+        want = {m["id"] for m in self.probes}
+        while any(want - r.live_ids for r in self.receivers):
+            if time.monotonic() - started > within:
+                late = {
+                    r.user.username: f"{len(want & r.live_ids)} live, {len(want & (r.ids - r.live_ids))} by sync"
+                    for r in self.receivers
+                }
+                raise AssertionError(
+                    f"live delivery did not resume: of {len(want)} fresh messages after recovery, "
+                    f"within {within}s each receiver got {late}"
+                )
+            await asyncio.sleep(0.05)
+        self.live_probe_took = time.monotonic() - started
+
+    def first_live_after(self, moment: float) -> float | None:
+        """Seconds from `moment` until any receiver got a message live again; None if none did."""
+        first = min((t for r in self.receivers for t in r.live_at if t >= moment), default=None)
+        return None if first is None else round(first - moment, 1)
 
     def verify(self) -> dict[str, Any]:
         """Check the outcome; return the figures."""
         acked = {m["id"]: m for s in self.senders for m in s.acked}
         assert len(acked) == self.total, f"{len(acked)} distinct acks for {self.total} sends"
+        assert self.live_probe_took is not None, "wait_delivered() proves live delivery before verify()"
+        burst_ids = set(acked)
+        acked.update((m["id"], m) for m in self.probes)
+        expected_rows = self.total + len(self.probes)
         rows = self.stack.query(
             "SELECT conversation_id::text, seq, sender_id::text, client_message_id, id::text "
             "FROM messaging_message WHERE conversation_id::text = ANY(%s) ORDER BY conversation_id, seq",
             self.conversation_ids,
         )
         stored_twice = len(rows) - len({(r[2], r[3]) for r in rows})
-        assert stored_twice == 0 and len(rows) == self.total, f"{len(rows)} rows stored for {self.total} sends"
+        assert stored_twice == 0 and len(rows) == expected_rows, f"{len(rows)} rows stored for {expected_rows} sends"
         by_conversation: dict[str, list[int]] = {}
         for conversation_id, seq, *_ in rows:
             by_conversation.setdefault(conversation_id, []).append(seq)
@@ -269,11 +332,16 @@ class Burst:
         assert lost == 0, f"{lost} message deliveries lost"
         return {
             "sent": self.total,
-            "delivered": min(len(r.ids) for r in self.receivers),
+            "delivered": min(len(r.ids & burst_ids) for r in self.receivers),
             "lost": lost,
             "stored twice": stored_twice,
+            # Per receiver and message: live plus by sync is receivers x sent when nothing was lost.
+            "arrived live": sum(len(r.live_ids & burst_ids) for r in self.receivers),
+            "arrived by sync": sum(r.recovered_by_sync for r in self.receivers),
+            "of those by the final sync": sum(r.final_recovered for r in self.receivers),
             "live repeats dropped by id": sum(r.live_repeats for r in self.receivers),
-            "recovered by sync": sum(r.recovered_by_sync for r in self.receivers),
+            "fresh messages live after recovery": f"{len(self.probes)} to each receiver "
+            f"in {self.live_probe_took:.1f} s (bound {self.live_within} s)",
             "sending s": round(self.sending_took, 1),
             "sender reconnects": sum(s.reconnects for s in self.senders),
         }

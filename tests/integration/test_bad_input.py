@@ -63,6 +63,9 @@ async def test_invalid_message_send_is_a_validation_error_and_stores_nothing(pai
     reply = await socket.request({"type": "message.send", "conversationId": direct["id"], **frame})
     assert reply["type"] == "error" and reply["code"] == "validation_error"
     assert message_count(stack, direct["id"]) == 0
+    # The control: a valid frame on the same socket is stored, and counted.
+    await socket.send_message(direct["id"], "valid")
+    assert message_count(stack, direct["id"]) == 1
 
 
 async def test_someone_elses_conversation_answers_like_an_unknown_one(make_user, stack):
@@ -89,10 +92,15 @@ async def test_someone_elses_conversation_answers_like_an_unknown_one(make_user,
     post = eve.api("POST", f"/api/conversations/{direct['id']}/messages/", {"content": "x", "clientMessageId": "c"})
     assert post.status_code == 404
     assert eve.api("GET", f"/api/conversations/{direct['id']}/").status_code == 404
+    assert message_count(stack, direct["id"]) == 0
+    # The control: the same send by a member is stored, and counted.
+    own = alice.api("POST", f"/api/conversations/{direct['id']}/messages/", {"content": "x", "clientMessageId": "c"})
+    assert own.status_code == 201, own.text
+    assert message_count(stack, direct["id"]) == 1
 
 
 async def test_oversize_frame_closes_with_1009(pair, stack):
-    _alice, _bob, direct, socket = pair
+    alice, _bob, direct, socket = pair
     await socket.send(
         json.dumps(
             {"type": "message.send", "conversationId": direct["id"], "content": "x" * 70_000, "clientMessageId": "big"}
@@ -100,6 +108,13 @@ async def test_oversize_frame_closes_with_1009(pair, stack):
     )
     assert await socket.wait_closed() == 1009
     assert message_count(stack, direct["id"]) == 0
+    # The control: a message of an allowed size from the same user is stored, and counted.
+    again = await alice.ws()
+    try:
+        await again.send_message(direct["id"], "x" * 4000)
+    finally:
+        await again.close()
+    assert message_count(stack, direct["id"]) == 1
 
 
 async def test_send_rate_limit(pair, stack):
@@ -141,7 +156,9 @@ async def test_token_in_query_string_is_accepted_and_never_logged(base, make_use
     finally:
         await socket.close()
     for proc in stack.procs:
-        assert user.token not in proc.log_path.read_text(errors="replace"), proc.name
+        log = proc.log_path.read_text(errors="replace")
+        assert log, f"{proc.name} wrote no log to search"  # the control: the right, written file
+        assert user.token not in log, proc.name
 
 
 async def test_foreign_origin_is_refused(base, make_user):

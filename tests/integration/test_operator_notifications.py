@@ -57,15 +57,23 @@ async def test_operator_notification_reaches_open_socket_and_rest(make_user, sta
 
 async def test_operator_notification_reaches_only_its_user(make_user, stack):
     alice, eve = make_user("alice"), make_user("eve")
-    eve_socket = await eve.ws()
+    alice_socket, eve_socket = await alice.ws(), await eve.ws()
     title = f"For alice {uuid.uuid4().hex[:8]}"
+    eves = f"For eve {uuid.uuid4().hex[:8]}"
     try:
         await operator_sends(stack, alice, title)
         assert [n["title"] for n in listed(alice)] == [title]
-        await asyncio.sleep(2.0)
-        assert eve_socket.of_type("notification") == []
-        assert listed(eve) == []
+        # The control: alice's socket gets it, so the bridge has handled its record.
+        await alice_socket.wait_for(notification_frame(title))
+        # And eve's socket does get what is hers, sent after alice's.
+        await operator_sends(stack, eve, eves)
+        await eve_socket.wait_for(notification_frame(eves))
+        await asyncio.sleep(0.5)
+        assert [f["notification"]["title"] for f in eve_socket.of_type("notification")] == [eves]
+        assert [n["title"] for n in listed(eve)] == [eves]
+        assert [f["notification"]["title"] for f in alice_socket.of_type("notification")] == [title]
     finally:
+        await alice_socket.close()
         await eve_socket.close()
 
 

@@ -2,11 +2,10 @@
 PostgreSQL -> outbox -> Kafka -> bridge -> channel layer -> the sender's socket."""
 
 import asyncio
-import time
 
 import pytest
 
-from tests.support.client import conversation, latency_summary
+from tests.support.client import conversation
 
 pytestmark = pytest.mark.integration
 
@@ -165,25 +164,4 @@ async def test_typing_true_again_after_the_interval_and_false_on_close(make_user
         bad = await b.request({"type": "typing", "conversationId": direct["id"], "isTyping": "yes"})
         assert bad["code"] == "validation_error"
     finally:
-        await b.close()
-
-
-async def test_receipt_latency_is_reported(make_user):
-    """Not a limit: prints the time from message.received to the sender's message.status."""
-    alice, bob = make_user("alice"), make_user("bob")
-    direct = conversation(alice, bob)
-    a, b = await alice.ws(), await bob.ws()
-    samples = []
-    try:
-        for i in range(20):
-            ack = await a.send_message(direct["id"], f"m{i}")
-            mid = ack["message"]["id"]
-            await b.wait_for(lambda f, mid=mid: f.get("message", {}).get("id") == mid)
-            start = time.perf_counter()
-            await b.send({"type": "message.received", "messageIds": [mid]})
-            await a.wait_for(lambda f, mid=mid: f.get("type") == "message.status" and f["messageId"] == mid)
-            samples.append(time.perf_counter() - start)
-        print(latency_summary("message.received -> sender's message.status", samples))
-    finally:
-        await a.close()
         await b.close()

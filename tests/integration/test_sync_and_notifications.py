@@ -120,14 +120,20 @@ async def test_offline_recipient_gets_coalesced_new_message_notification(make_us
     assert bob.api("GET", "/api/notifications/", unread="true").json()["results"] == []
 
 
-async def test_online_recipient_gets_no_notification(make_user):
-    alice, bob = make_user("alice"), make_user("bob")
-    direct = conversation(alice, bob)
-    a, b = await alice.ws(), await bob.ws()
+async def test_online_recipient_gets_no_notification(make_user, stack):
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    group = conversation(alice, bob, carol)
+    a, b = await alice.ws(), await bob.ws()  # carol has no socket open
     try:
-        await a.send_message(direct["id"], "you are here")
+        ack = await a.send_message(group["id"], "you are here")
         await b.wait_type("message.new")
-        await asyncio.sleep(1.0)
+        # The record is in Kafka (bob got it through the bridge); wait until the
+        # offline-notification loop has handled it too.
+        await asyncio.to_thread(stack.wait_loop_caught_up, "offline-notifications")
+        # The control: the same record gave offline carol her notification.
+        (notification,) = carol.api("GET", "/api/notifications/").json()["results"]
+        assert notification["type"] == "NEW_MESSAGE"
+        assert notification["relatedEntityId"] == ack["message"]["id"]
         assert bob.api("GET", "/api/notifications/").json()["results"] == []
     finally:
         await a.close()
@@ -173,7 +179,7 @@ async def test_presence_across_two_web_processes(make_user, stack):
     try:
         await a.send_message(direct["id"], "cross-process")
         await b.wait_type("message.new")
-        await asyncio.sleep(1.0)
+        await asyncio.to_thread(stack.wait_loop_caught_up, "offline-notifications")
         assert bob.api("GET", "/api/notifications/").json()["results"] == []
         await b.close()
         await asyncio.sleep(0.5)

@@ -56,15 +56,6 @@ def conversation(owner: User, *others: User, title: str = "") -> dict[str, Any]:
     return response.json()
 
 
-def latency_summary(label: str, samples: list[float]) -> str:
-    """Describe latency samples (seconds) as a median and a maximum, for the test log."""
-    ordered = sorted(samples)
-    return (
-        f"\n{label} over {len(ordered)}: p50 {ordered[len(ordered) // 2] * 1000:.1f} ms, "
-        f"max {ordered[-1] * 1000:.1f} ms"
-    )
-
-
 def ws_url(base: str) -> str:
     return base.replace("http://", "ws://") + "/ws/chat/"
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import requests
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a broker that just (re)started answers for a while about consumer groups.
@@ -106,6 +106,36 @@ def start_group_at_end(group: str) -> None:
             if not waiting or attempt == 59:
                 raise
             time.sleep(0.5)
+
+
+def group_lag(group: str, topic: str) -> int:
+    """Records of `topic` that `group` has not committed yet (a partition it never committed counts whole)."""
+    bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
+    (future,) = admin.list_consumer_group_offsets([request]).values()
+    committed = {tp.partition: tp.offset for tp in future.result(timeout=15).topic_partitions}
+    ends = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in partitions})
+    lag = 0
+    for tp, end in ends.items():
+        high = end.result(timeout=15).offset
+        lag += high - max(committed.get(tp.partition, -1), 0)
+    return lag
+
+
+def wait_group_caught_up(group: str, topic: str, timeout: float = 60.0) -> None:
+    """Wait until `group` has committed every record of `topic` produced so far (its lag is zero).
+
+    The bridge commits a record only after handling it, so a zero lag means
+    every record produced before the call was handled: what a test must know
+    before it asserts that handling one changed nothing.
+    """
+    deadline = time.monotonic() + timeout
+    while (lag := group_lag(group, topic)) > 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"group {group} still {lag} record(s) behind on {topic} after {timeout}s")
+        time.sleep(0.1)
 
 
 @dataclass
@@ -236,6 +266,13 @@ class Stack:
         for proc in reversed(self.procs):
             proc.terminate()
         self.procs.clear()
+
+    def wait_loop_caught_up(self, loop: str, timeout: float = 60.0) -> None:
+        """Wait until the bridge's loop `loop` (a name in kafka_bridge.bridge.LOOPS) has handled every record so far."""
+        from kafka_bridge.bridge import LOOPS
+
+        spec = LOOPS[loop]
+        wait_group_caught_up(self.env()["KAFKA_CONSUMER_GROUP"] + spec.group_suffix, spec.topic.name, timeout)
 
     def query(self, sql: str, *params: object) -> list[tuple]:
         """Read the stack's database directly (to check what was stored)."""
