@@ -58,6 +58,18 @@ LOOPS: dict[str, LoopSpec] = {
 }
 
 
+def describe_loops(loop_names: Iterable[str], group: str) -> str:
+    """Name each loop once, with the topic it reads and its consumer group where they differ from its name."""
+    parts = []
+    for name in loop_names:
+        spec = LOOPS[name]
+        where = [] if spec.topic.name == name else [f"reads {spec.topic.name}"]
+        if spec.group_suffix:
+            where.append(f"group {group}{spec.group_suffix}")
+        parts.append(f"{name} ({', '.join(where)})" if where else name)
+    return f"{', '.join(parts)}; group {group}"
+
+
 async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, relay: bool = True) -> None:
     """Run the named loops until SIGTERM or SIGINT, then stop cleanly."""
     stopping = asyncio.Event()
@@ -69,6 +81,7 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
         process_relay().start()
     dead_letters = Producer(producer_config())
     group = group_id or settings.KAFKA_CONSUMER_GROUP
+    names = list(dict.fromkeys(loop_names))
     loops = [
         TopicLoop(
             spec.topic,
@@ -77,9 +90,9 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
             group_id=group + spec.group_suffix,
             batch_handler=spec.batch_handler,
         )
-        for spec in (LOOPS[name] for name in loop_names)
+        for spec in (LOOPS[name] for name in names)
     ]
-    logger.info("Bridge running: %s", ", ".join(t.topic.name for t in loops))
+    logger.info("Bridge running %d loops: %s", len(names), describe_loops(names, group))
     try:
         await asyncio.gather(*(t.run(stopping) for t in loops))
     finally:
