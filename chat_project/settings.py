@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "kafka_bridge",
     "messaging",
     "notifications",
@@ -104,7 +105,8 @@ WSGI_APPLICATION = None
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The project's own overrides of installed apps' templates (the API docs page).
+        "DIRS": [BASE_DIR / "chat_project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -193,7 +195,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "chat_project.schema.ChatAutoSchema",
     "EXCEPTION_HANDLER": "chat_project.errors.rest_exception_handler",
     # Posting messages over REST; WebSockets have their own per-connection bucket.
     "DEFAULT_THROTTLE_RATES": {"send": env("CHAT_REST_SEND_RATE", "120/min")},
@@ -202,9 +204,19 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chat service API",
-    "DESCRIPTION": "REST side of the chat service contract, version 1.",
+    "DESCRIPTION": (
+        "REST side of the chat service contract, version 1. Authenticate with `Authorization: Token <token>` "
+        "(from `POST /api/auth/token/`) or a session. Real-time delivery is the WebSocket at `/ws/chat/` "
+        "(`?token=<token>`). Every error answers `{code, detail}`."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from the drf-spectacular-sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Swagger UI would otherwise ask an online validator about the schema.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 ### Chat ###

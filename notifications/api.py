@@ -37,6 +37,7 @@ class NotificationListView(APIView):
         responses=NotificationOut(many=True),
     )
     def get(self, request: Request) -> Response:
+        """List the user's notifications, newest first, a page at a time."""
         notifications = Notification.objects.filter(user_id=request.user.pk).order_by("-created_at", "-id")
         if request.query_params.get("unread", "").lower() in {"true", "1"}:
             notifications = notifications.filter(read=False)
@@ -48,6 +49,7 @@ class NotificationListView(APIView):
 class NotificationReadView(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, notification_id: str) -> Response:
+        """Mark one notification read."""
         notification_mark_read(user=request.user, notification_id=notification_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -55,5 +57,6 @@ class NotificationReadView(APIView):
 class NotificationReadAllView(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
+        """Mark all of the user's notifications read."""
         notifications_mark_all_read(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
