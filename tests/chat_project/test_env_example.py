@@ -5,21 +5,12 @@ import re
 import subprocess
 import sys
 
+from tests.support.settings_env import settings_variables
 from tests.support.stack import ROOT
 
-SETTINGS = ROOT / "chat_project" / "settings.py"
 ENV_EXAMPLE = ROOT / ".env.example"
 # Read by scripts/run.sh, not by the settings.
 MAKE_RUN_VARIABLES = {"HOST", "PORT", "DB"}
-
-
-def settings_variables() -> set[str]:
-    """Return the environment variables chat_project/settings.py reads (env, env_bool, env_int, env_float)."""
-    text = SETTINGS.read_text()
-    names = set(re.findall(r'\benv(?:_bool|_int|_float)?\(\s*"([A-Z][A-Z0-9_]*)"', text))
-    names |= set(re.findall(r'os\.environ(?:\.get)?[\[(]\s*"([A-Z][A-Z0-9_]*)"', text))
-    assert len(names) > 20, "the pattern no longer finds the settings' variables"
-    return names
 
 
 def listed_variables() -> dict[str, bool]:
