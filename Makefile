@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench demo venv clean
 
 run: venv
 	scripts/run.sh
@@ -21,6 +21,11 @@ lint: venv
 
 bench: venv
 	scripts/bench.sh
+
+# Two new users chatting through the server `make run` started (URL=... for another).
+URL ?= http://127.0.0.1:8000
+demo: venv
+	DJANGO_DEBUG=1 $(VENV)/bin/python manage.py chat_demo --url $(URL)
 
 venv: $(STAMP)
 

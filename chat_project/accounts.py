@@ -59,6 +59,7 @@ class RegisterView(APIView):
 
     @extend_schema(request=CredentialsIn, responses={201: UserOut})
     def post(self, request: Request) -> Response:
+        """Create an account; answer its id and username (then get a token from /api/auth/token/)."""
         data = validated(CredentialsIn, request.data)
         user = user_register(username=data["username"], password=data["password"])
         return Response(user_wire(user), status=status.HTTP_201_CREATED)
@@ -70,6 +71,7 @@ class TokenView(APIView):
 
     @extend_schema(request=CredentialsIn, responses=TokenOut)
     def post(self, request: Request) -> Response:
+        """Exchange a username and password for the user's API token (the same token every time)."""
         data = validated(CredentialsIn, request.data)
         user = authenticate(request, username=data["username"], password=data["password"])
         if user is None:
@@ -81,4 +83,5 @@ class TokenView(APIView):
 class MeView(APIView):
     @extend_schema(responses=UserOut)
     def get(self, request: Request) -> Response:
+        """Return the user the token or session belongs to."""
         return Response(user_wire(request_user(request)))

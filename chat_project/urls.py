@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from messaging import api as messaging_api
 from notifications import api as notifications_api
 
 from . import accounts, health, operations
+from .api_index import ApiIndexView
 
 api = [
     path("auth/register/", accounts.RegisterView.as_view()),
@@ -19,6 +20,8 @@ api = [
     path("notifications/read-all/", notifications_api.NotificationReadAllView.as_view()),
     path("notifications/<str:notification_id>/read/", notifications_api.NotificationReadView.as_view()),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
 ]
 
 urlpatterns = [
@@ -26,6 +29,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),
     path("readyz", health.readyz),
+    path("api/", ApiIndexView.as_view(), name="api-index"),
     path("api/", include(api)),
 ]
 

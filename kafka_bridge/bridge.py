@@ -18,10 +18,22 @@ from django.conf import settings
 
 from .clients import client_id, producer_config, set_process_role
 from .loop import TopicLoop
+from .registry import LoopSpec
 from .registry import loops as registered_loops
 from .relay import process_relay
 
 logger = logging.getLogger(__name__)
+
+
+def describe_loops(specs: Iterable[LoopSpec], group: str) -> str:
+    """Name each loop once, with the topic it reads and its consumer group where they differ from its name."""
+    parts = []
+    for spec in specs:
+        where = [] if spec.topic.name == spec.name else [f"reads {spec.topic.name}"]
+        if spec.group_suffix:
+            where.append(f"group {group}{spec.group_suffix}")
+        parts.append(f"{spec.name} ({', '.join(where)})" if where else spec.name)
+    return f"{', '.join(parts)}; group {group}"
 
 
 async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, relay: bool = True) -> None:
@@ -48,7 +60,7 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
         )
         for spec in specs
     ]
-    logger.info("Bridge running loops: %s", ", ".join(f"{s.name} ({s.topic.name})" for s in specs))
+    logger.info("Bridge running %d loops: %s", len(specs), describe_loops(specs, group))
     try:
         await asyncio.gather(*(t.run(stopping) for t in loops))
     finally:

@@ -51,6 +51,28 @@ def _bytes(value: str | bytes | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
 
 
+@dataclass(frozen=True)
+class OffsetRange:
+    """Dead-letter offsets `first` to `last` (inclusive) of one partition, as an operator names them."""
+
+    partition: int
+    first: int
+    last: int
+
+    def holds(self, letter: DeadLetter) -> bool:
+        """Return whether the letter lies in this range."""
+        return letter.partition == self.partition and self.first <= letter.offset <= self.last
+
+    def __str__(self) -> str:
+        if self.first == self.last:
+            return f"{self.partition}:{self.first}"
+        return f"{self.partition}:{self.first}-{self.last}"
+
+
+class NothingToReplay(Exception):
+    """The offsets an operator named hold no dead letter waiting for replay."""
+
+
 def read_dead_letters(topic: Topic, *, include_replayed: bool = False) -> Iterator[DeadLetter]:
     """Yield the dead letters of a topic, by default only those not replayed yet."""
     # A throwaway group for reading, so that listing never moves any offset.
@@ -102,10 +124,30 @@ def read_dead_letters(topic: Topic, *, include_replayed: bool = False) -> Iterat
         committed_reader.close()
 
 
-def replay_dead_letters(topic: Topic, *, offsets: set[tuple[int, int]] | None = None) -> int:
-    """Send waiting dead letters back to their topic: all, or the given (partition, offset)s; return how many."""
+def replay_dead_letters(
+    topic: Topic,
+    *,
+    offsets: set[tuple[int, int]] | None = None,
+    ranges: list[OffsetRange] | None = None,
+) -> int:
+    """Send waiting dead letters back to their topic: all, or those named; return how many.
+
+    `offsets` names (partition, offset) pairs and `ranges` offset ranges; when
+    either is given and one of its entries holds no waiting dead letter (never
+    there, or replayed already), nothing is replayed and NothingToReplay names it.
+    """
     waiting = list(read_dead_letters(topic))
-    chosen = [w for w in waiting if offsets is None or (w.partition, w.offset) in offsets]
+    if offsets is None and ranges is None:
+        chosen = waiting
+    else:
+        wanted = [OffsetRange(p, o, o) for p, o in sorted(offsets or ())] + list(ranges or ())
+        empty = [r for r in wanted if not any(r.holds(w) for w in waiting)]
+        if empty:
+            raise NothingToReplay(
+                f"no dead letter waiting in {topic.dead_letter} at {', '.join(map(str, empty))}"
+                " (replayed already, or no record there); nothing replayed"
+            )
+        chosen = [w for w in waiting if any(r.holds(w) for r in wanted)]
     if not chosen:
         return 0
     producer = Producer({**producer_config(), "client.id": client_id("dead-letter-replay")})

@@ -89,11 +89,17 @@ class ReadIn(serializers.Serializer):
 class ConversationListView(APIView):
     @extend_schema(responses=ConversationOut(many=True))
     def get(self, request: Request) -> Response:
+        """List the user's conversations, each with its last message and unread count."""
         conversations = list(selectors.conversations_for_user(request_user(request)))
         return Response(selectors.conversation_summaries(conversations))
 
     @extend_schema(request=ConversationCreateIn, responses={200: ConversationOut, 201: ConversationOut})
     def post(self, request: Request) -> Response:
+        """Start a conversation with the given user ids: a group (201), or the direct one with one user.
+
+        For one other user the answer is their direct conversation: 201 when it is
+        new, 200 with the existing one. The creator is always a participant.
+        """
         data = validated(ConversationCreateIn, request.data)
         conversation, created = services.conversation_create(
             creator=request_user(request), participant_ids=data["participantIds"], title=data["title"]
@@ -106,6 +112,7 @@ class ConversationListView(APIView):
 class ConversationDetailView(APIView):
     @extend_schema(responses=ConversationOut)
     def get(self, request: Request, conversation_id: str) -> Response:
+        """Return one of the user's conversations."""
         conversation = selectors.conversation_get_for_user(user=request_user(request), conversation_id=conversation_id)
         (summary,) = selectors.conversation_summaries([conversation])
         return Response(summary)
@@ -127,6 +134,7 @@ class MessageListView(APIView):
         responses=MessageListOut,
     )
     def get(self, request: Request, conversation_id: str) -> Response:
+        """Return a page of the conversation's history in seq order (the newest page without parameters)."""
         messages = selectors.message_history(
             user=request_user(request),
             conversation_id=conversation_id,
@@ -138,6 +146,11 @@ class MessageListView(APIView):
 
     @extend_schema(request=MessageCreateIn, responses={200: MessageOut, 201: MessageOut})
     def post(self, request: Request, conversation_id: str) -> Response:
+        """Send a message, as the WebSocket's message.send: 201 when stored, 200 for a repeated clientMessageId.
+
+        A repeat of a `clientMessageId` the user sent before stores nothing and
+        answers the original message. Limited per user (`CHAT_REST_SEND_RATE`).
+        """
         data = validated(MessageCreateIn, request.data)
         message, created = services.message_send(
             sender=request_user(request),
@@ -151,6 +164,7 @@ class MessageListView(APIView):
 class ConversationReadView(APIView):
     @extend_schema(request=ReadIn, responses={204: None})
     def post(self, request: Request, conversation_id: str) -> Response:
+        """Mark the conversation read up to `upToSeq`; the senders are told READ."""
         data = validated(ReadIn, request.data)
         services.conversation_mark_read(
             user=request_user(request), conversation_id=conversation_id, up_to_seq=data["upToSeq"]

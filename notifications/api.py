@@ -40,6 +40,7 @@ class NotificationListView(APIView):
         responses=NotificationOut(many=True),
     )
     def get(self, request: Request) -> Response:
+        """List the user's notifications, newest first, a page at a time."""
         unread_only = request.query_params.get("unread", "").lower() in {"true", "1"}
         notifications = notifications_for_user(request_user(request), unread_only=unread_only)
         paginator = NotificationPagination()
@@ -50,6 +51,7 @@ class NotificationListView(APIView):
 class NotificationReadView(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, notification_id: str) -> Response:
+        """Mark one notification read."""
         notification_mark_read(user=request_user(request), notification_id=notification_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -57,5 +59,6 @@ class NotificationReadView(APIView):
 class NotificationReadAllView(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
+        """Mark all of the user's notifications read."""
         notifications_mark_all_read(user=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -2,6 +2,10 @@
 # The whole system in the foreground: Redis, Kafka, migrations, topics, the
 # bridge and the daphne web server. Ctrl+C stops all of it. A service whose
 # address is given in the environment (or .env) is used, not started.
+#
+#   DB=postgres   also start the project's own PostgreSQL (scripts/postgres.sh,
+#                 127.0.0.1:55432, data in .run/postgres) and use it instead
+#                 of the SQLite file; ignored when DATABASE_URL is set.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,6 +27,15 @@ stop_all() {
 trap 'stop_all; exit 0' INT TERM
 trap stop_all EXIT
 
+case ${DB:-sqlite} in
+  sqlite | postgres) ;;
+  *) echo "DB must be sqlite or postgres, not '$DB'" >&2; exit 2 ;;
+esac
+if [[ ${DB:-} == postgres && -z ${DATABASE_URL:-} ]]; then
+  database_url=$(scripts/postgres.sh start | sed -n 's/^DATABASE_URL=//p')
+  started+=(postgres)
+  export DATABASE_URL=$database_url
+fi
 if [[ -z ${REDIS_URL:-} ]]; then scripts/redis.sh start; started+=(redis); fi
 if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then scripts/kafka.sh start; started+=(kafka); fi
 
@@ -35,12 +48,17 @@ pids+=($!)
 $PY manage.py serve --host "$HOST" --port "$PORT" &
 pids+=($!)
 
+# The database, without any password the URL holds.
+database=$(sed -E 's#//[^@/]*@#//#' <<<"${DATABASE_URL:-SQLite file db.sqlite3}")
 cat <<EOT
 
   Chat backend is up.
     REST API   http://$HOST:$PORT/api/   (schema: /api/schema/)
     WebSocket  ws://$HOST:$PORT/ws/chat/
+    API docs   http://$HOST:$PORT/api/docs/ (Swagger UI)  http://$HOST:$PORT/api/redoc/
     Admin      http://$HOST:$PORT/admin/ (create a login: $PY manage.py createsuperuser)
+    Database   $database
+    Try it     make demo   (two users chatting, step by step)
     Health     http://$HOST:$PORT/healthz  http://$HOST:$PORT/readyz
   Ctrl+C stops everything.
 

@@ -4,6 +4,10 @@
 # arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# tests/deploy validates docker-compose.yml with Debian's docker-compose (no Docker engine needed).
+if ! command -v docker-compose >/dev/null; then
+  (SERVICE=docker-compose && source scripts/lib.sh && apt_install docker-compose)
+fi
 source scripts/test-services.sh
 
 .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null

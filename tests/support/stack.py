@@ -268,10 +268,10 @@ class Stack:
         self.procs.clear()
 
     def wait_loop_caught_up(self, loop: str, timeout: float = 60.0) -> None:
-        """Wait until the bridge's loop `loop` (a name in kafka_bridge.bridge.LOOPS) has handled every record so far."""
-        from kafka_bridge.bridge import LOOPS
+        """Wait until the bridge's loop named `loop` (see kafka_bridge.registry) has handled every record so far."""
+        from kafka_bridge.registry import loops
 
-        spec = LOOPS[loop]
+        spec = loops()[loop]
         wait_group_caught_up(self.env()["KAFKA_CONSUMER_GROUP"] + spec.group_suffix, spec.topic.name, timeout)
 
     def query(self, sql: str, *params: object) -> list[tuple]:
