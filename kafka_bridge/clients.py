@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 from django.conf import settings
 
+from .origin import OWN_HEADERS
 from .payloads import Payload
 from .topics import Topic
 
@@ -129,7 +130,11 @@ def publish_ephemeral(topic: Topic, payload: Payload) -> None:
     producer = shared_producer()
     try:
         producer.produce(
-            topic.name, key=topic.key(payload).encode(), value=payload.encode(), on_delivery=_log_ephemeral_delivery
+            topic.name,
+            key=topic.key(payload).encode(),
+            value=payload.encode(),
+            headers=OWN_HEADERS,
+            on_delivery=_log_ephemeral_delivery,
         )
     except BufferError:
         logger.warning("Producer queue full; dropped an ephemeral %s record", topic.name)

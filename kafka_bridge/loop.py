@@ -3,9 +3,10 @@
 For each topic: a bounded poll (on a thread of its own, never on the event
 loop), decode at the edge into the topic's payload type, the topic's handler,
 and a manual commit of the offsets only after their records were handled.
-A record that cannot be decoded, or whose handler still fails after retries
-with exponential backoff, is copied to `<topic>.DLT` with the error in its
-headers, and the loop goes on. Stopping finishes the record in hand, commits
+A record that cannot be decoded, or that its handler finds it can never
+process (`Unprocessable`), is copied to `<topic>.DLT` with the error in its
+headers at once; one whose handler still fails after retries with exponential
+backoff, after them; either way the loop goes on. Stopping finishes the record in hand, commits
 what was finished and closes the consumer.
 """
 
@@ -23,7 +24,8 @@ from typing import Any, Generic, TypeVar
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from .clients import client_id, consumer_config
-from .payloads import Payload, PayloadError
+from .origin import produced_here
+from .payloads import Payload, PayloadError, Unprocessable
 from .topics import Topic
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,11 @@ class RecordInfo:
             key=key.decode(errors="replace") if isinstance(key, bytes) else key,
             headers={k: v.decode(errors="replace") for k, v in headers_of(msg)},
         )
+
+    @property
+    def produced_here(self) -> bool:
+        """Whether this service produced the record (else another service did, in the seed's shape)."""
+        return produced_here(self.headers)
 
 
 Handler = Callable[[P, RecordInfo], Awaitable[None]]
@@ -284,6 +291,10 @@ class TopicLoop(Generic[P]):
             try:
                 await self.handler(payload, info)
                 self.stats.processed += 1
+                return
+            except Unprocessable as exc:
+                # Retrying cannot help: the reason is in the record itself.
+                await self._dead_letter(msg, exc)
                 return
             except Exception as exc:
                 if attempt >= self.retry.attempts:

@@ -18,7 +18,16 @@ from dataclasses import MISSING, fields
 from typing import Any, ClassVar, Self
 
 
-class PayloadError(ValueError):
+class Unprocessable(Exception):
+    """A record that can never be handled here, whatever the retries: it goes to the dead-letter topic at once.
+
+    Handlers raise it for a record that names a user, message or conversation
+    this service does not know; its message is the reason operators read in
+    the dead letter's headers.
+    """
+
+
+class PayloadError(Unprocessable, ValueError):
     """A record that cannot be decoded into its topic's payload type."""
 
 
@@ -62,6 +71,8 @@ class Payload:
     """Base of every payload: JSON encoding and checked decoding."""
 
     _hints: ClassVar[dict[str, Any]]
+    # Why a record without a required field cannot be taken, where that says more than "missing".
+    missing_field_reasons: ClassVar[dict[str, str]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         """Return the wire form (camelCase keys)."""
@@ -80,7 +91,8 @@ class Payload:
         for name, key, hint, required in _wire_fields(cls):
             if key not in data:
                 if required:
-                    raise PayloadError(f"{cls.__name__}: missing field {key!r}")
+                    reason = cls.missing_field_reasons.get(key)
+                    raise PayloadError(f"{cls.__name__}: missing field {key!r}" + (f": {reason}" if reason else ""))
                 continue
             value = data[key]
             if not _check(value, hint):

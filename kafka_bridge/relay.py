@@ -54,6 +54,7 @@ from django.utils import timezone
 
 from .clients import relay_producer
 from .models import OutboxRecord
+from .origin import OWN_HEADERS
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class OutboxRelay:
             record.topic,
             key=record.key.encode(),
             value=bytes(record.value),
-            headers=list(record.headers.items()),
+            headers=[*record.headers.items(), *OWN_HEADERS],
             on_delivery=partial(self._on_delivery, record.id),
         )
 

@@ -2,11 +2,15 @@
 
 Declared once here; services queue these payloads through the outbox (or,
 for typing, publish them directly), and the bridge decodes records into them.
+Other services produce in the seed's shapes (PROTOCOL.md §5), which leave
+out some fields this service always sends: those are optional here, and the
+bridge resolves them from the database (`foreign.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from kafka_bridge.payloads import Payload
 from kafka_bridge.registry import register_topic
@@ -29,6 +33,10 @@ class ChatMessage(Payload):
     # Added to the seed's payload: for notifications that name the sender.
     sender_name: str | None = None
 
+    missing_field_reasons: ClassVar[dict[str, str]] = {
+        "messageId": "not produced through this service, which stores a message before announcing it",
+    }
+
 
 @dataclass(frozen=True, slots=True)
 class MessageStatusEvent(Payload):
@@ -38,7 +46,8 @@ class MessageStatusEvent(Payload):
     conversation_id: str
     status: str
     user_id: str
-    sender_id: str
+    # Left out by other services (the seed's shape): resolved from the message.
+    sender_id: str | None = field(default=None, kw_only=True)
     timestamp: str
     up_to_seq: int | None = None
 
@@ -51,7 +60,8 @@ class TypingEvent(Payload):
     user_id: str
     is_typing: bool
     timestamp: int
-    recipient_ids: list[str] = field(default_factory=list)
+    # Left out by other services (the seed's shape): resolved from the conversation.
+    recipient_ids: list[str] | None = None
 
 
 # Key: conversationId, so that one conversation's messages stay in order.
@@ -60,7 +70,7 @@ CHAT_MESSAGES: Topic[ChatMessage] = register_topic(
 )
 # Key: the user who must be told (the message's sender).
 MESSAGE_STATUS_EVENTS: Topic[MessageStatusEvent] = register_topic(
-    Topic("message-status-events", MessageStatusEvent, lambda p: p.sender_id, DAY_MS)
+    Topic("message-status-events", MessageStatusEvent, lambda p: p.sender_id or p.user_id, DAY_MS)
 )
 # Key: conversationId; short-lived by design.
 TYPING_EVENTS: Topic[TypingEvent] = register_topic(

@@ -2,14 +2,22 @@
 
 They push through the channel layer, which at most shows a client a repeat
 when a record is processed twice (a crash before its offset was committed);
-clients drop repeats by id. They write nothing. kafka.py registers them.
+clients drop repeats by id. They write nothing. A record from another
+service is first resolved and checked against the database (`foreign.py`;
+one naming what this service does not know is dead-lettered); this
+service's own records are delivered as they are. kafka.py registers them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from core.db import db
 from kafka_bridge.loop import RecordInfo
 
 from .events import ChatMessage, MessageStatusEvent, TypingEvent
+from .foreign import foreign_chat_message, foreign_status_event, foreign_typing_event
 from .realtime import push_frames
 from .services import ORIGIN_CHANNEL_HEADER
 from .wire import message_wire_from_event
@@ -22,6 +30,7 @@ async def deliver_chat_message(event: ChatMessage, info: RecordInfo) -> None:
 
 async def deliver_chat_messages(records: list[tuple[ChatMessage, RecordInfo]]) -> None:
     """Push the `message.new` frames of several records of one conversation, in order."""
+    records = await _resolved(records, _resolve_chat_message)
     await push_frames(
         [
             (
@@ -42,7 +51,8 @@ async def deliver_status_event(event: MessageStatusEvent, info: RecordInfo) -> N
 
 async def deliver_status_events(records: list[tuple[MessageStatusEvent, RecordInfo]]) -> None:
     """Push the `message.status` frames of several records of one sender, in order."""
-    await push_frames([([event.sender_id], _status_frame(event), None) for event, _info in records])
+    records = await _resolved(records, _resolve_status_event)
+    await push_frames([([event.sender_id or ""], _status_frame(event), None) for event, _info in records])
 
 
 def _status_frame(event: MessageStatusEvent) -> dict[str, object]:
@@ -66,10 +76,11 @@ async def deliver_typing(event: TypingEvent, info: RecordInfo) -> None:
 
 async def deliver_typing_events(records: list[tuple[TypingEvent, RecordInfo]]) -> None:
     """Push the `typing` frames of several records of one conversation, in order."""
+    records = await _resolved(records, _resolve_typing_event)
     await push_frames(
         [
             (
-                [uid for uid in event.recipient_ids if uid != event.user_id],
+                [uid for uid in event.recipient_ids or () if uid != event.user_id],
                 {
                     "type": "typing",
                     "conversationId": event.conversation_id,
@@ -82,3 +93,19 @@ async def deliver_typing_events(records: list[tuple[TypingEvent, RecordInfo]]) -
             for event, _info in records
         ]
     )
+
+
+### Records from other services ###
+
+E = TypeVar("E")
+
+_resolve_chat_message = db(foreign_chat_message)
+_resolve_status_event = db(foreign_status_event)
+_resolve_typing_event = db(foreign_typing_event)
+
+
+async def _resolved(
+    records: list[tuple[E, RecordInfo]], resolve: Callable[[E], Awaitable[E]]
+) -> list[tuple[E, RecordInfo]]:
+    """Resolve and check the records other services produced, all before anything is pushed."""
+    return [(event if info.produced_here else await resolve(event), info) for event, info in records]

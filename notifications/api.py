@@ -17,7 +17,7 @@ from .services import notification_mark_read, notification_wire, notifications_m
 
 
 class NotificationOut(serializers.Serializer):
-    id = serializers.UUIDField()
+    id = serializers.CharField(help_text="This service's own ids are UUIDs; another producer's may be any string.")
     userId = serializers.CharField()
     title = serializers.CharField()
     content = serializers.CharField()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kafka_bridge.payloads import Payload
 from kafka_bridge.registry import register_topic
@@ -13,7 +13,8 @@ from kafka_bridge.topics import DAY_MS, Topic
 class Notification(Payload):
     """An in-app notification (topic notifications)."""
 
-    id: str
+    # Any string; other producers may leave it out (the bridge then assigns one).
+    id: str | None = field(default=None, kw_only=True)
     user_id: str
     title: str
     content: str

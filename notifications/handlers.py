@@ -6,16 +6,24 @@ from __future__ import annotations
 
 from core.db import db
 from kafka_bridge.loop import RecordInfo
+from kafka_bridge.payloads import Unprocessable
 from messaging.events import ChatMessage
+from messaging.foreign import foreign_chat_message
 from messaging.presence import online_user_ids
 from messaging.realtime import push_frame
 
 from .events import Notification as NotificationEvent
-from .services import notification_for_new_message, notification_store
+from .services import notification_for_new_message, notification_record, notification_store
 
 
 async def store_and_push_notification(event: NotificationEvent, info: RecordInfo) -> None:
-    """Store the notification (idempotent by id and version) and push it to the user's sockets."""
+    """Store the notification (idempotent by id and version) and push it to the user's sockets.
+
+    A record of another producer is taken in the seed's shape: its id
+    assigned when it has none, its times read as UTC when they have no zone;
+    one for a user this service does not know is dead-lettered.
+    """
+    event = notification_record(event=event, topic=info.topic)
     await db(notification_store)(event=event)
     await push_frame([event.user_id], {"type": "notification", "notification": event.to_dict()})
 
@@ -26,6 +34,11 @@ async def notify_offline_recipients(event: ChatMessage, info: RecordInfo) -> Non
     Runs in a consumer group of its own, so this database work never delays
     live delivery. Idempotent by seq.
     """
+    if not info.produced_here:
+        try:
+            event = await db(foreign_chat_message)(event)
+        except Unprocessable:
+            return  # the chat-messages loop dead-letters it; once is enough
     online = await online_user_ids(event.recipient_ids)
     for user_id in event.recipient_ids:
         if user_id not in online:

@@ -2,7 +2,9 @@
 
 The bridge's notifications consumer stores each record by its id, so
 consuming one twice stores it once; a later record with the same id (a
-coalesced "3 new messages", or a "read" flag) updates it.
+coalesced "3 new messages", or a "read" flag) updates it. The id is a
+string: this service's own are UUIDs, another producer's are whatever it
+chose (the seed's "notif-111").
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from .limits import MAX_TITLE_CHARS
+from .limits import MAX_ID_CHARS, MAX_RELATED_ENTITY_ID_CHARS, MAX_TITLE_CHARS, MAX_TYPE_CHARS
+
+
+def new_notification_id() -> str:
+    """Return the id of a notification this service creates."""
+    return str(uuid.uuid4())
 
 
 class Notification(models.Model):
@@ -20,12 +27,12 @@ class Notification(models.Model):
         NEW_MESSAGE = "NEW_MESSAGE"
         SYSTEM = "SYSTEM"
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.CharField(primary_key=True, max_length=MAX_ID_CHARS, default=new_notification_id, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    type = models.CharField(max_length=32, choices=Type.choices, db_index=True)
+    type = models.CharField(max_length=MAX_TYPE_CHARS, choices=Type.choices, db_index=True)
     title = models.CharField(max_length=MAX_TITLE_CHARS)
     content = models.TextField(blank=True)
-    related_entity_id = models.CharField(max_length=64, null=True, blank=True)
+    related_entity_id = models.CharField(max_length=MAX_RELATED_ENTITY_ID_CHARS, null=True, blank=True)
     read = models.BooleanField(default=False, db_index=True)
     created_at = models.DateTimeField(db_index=True)
     # Versions a record: a record older than what is stored never overwrites it.

@@ -10,7 +10,10 @@ redelivery and reordering change nothing.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,17 +21,17 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from core.errors import NotFound, ValidationFailed
-from core.parsing import iso_utc, parse_uuid
+from core.parsing import iso_utc, parse_int_id, parse_iso_utc
 from kafka_bridge.outbox import outbox_enqueue
+from kafka_bridge.payloads import Unprocessable
 from messaging.events import ChatMessage
 from messaging.models import Conversation
 
 from .events import NOTIFICATIONS
 from .events import Notification as NotificationEvent
-from .limits import MAX_CONTENT_CHARS, MAX_TITLE_CHARS
+from .limits import MAX_CONTENT_CHARS, MAX_ID_CHARS, MAX_RELATED_ENTITY_ID_CHARS, MAX_TITLE_CHARS, MAX_TYPE_CHARS
 from .models import Notification
 
 User = get_user_model()
@@ -63,22 +66,56 @@ def _publish(notification: Notification) -> None:
     outbox_enqueue(topic=NOTIFICATIONS, payload=notification_wire(notification))
 
 
-def _parse_time(value: str, field: str) -> datetime:
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise ValidationFailed({field: "Not an ISO 8601 time."})
-    return parsed
-
-
 ### Storing records from the topic ###
 
 
+def notification_record(*, event: NotificationEvent, topic: str) -> NotificationEvent:
+    """Return a notifications record as it is stored and pushed: with an id, and its times in UTC.
+
+    Other producers send the seed's shape: any string as the id, or none, and
+    times without a zone, which are UTC. A record without an id gets one
+    derived from its content, so that consuming it twice, or a producer
+    sending it twice, still stores it once. A record that cannot be stored
+    as it is raises `Unprocessable`.
+    """
+    created_at = _record_time(event.created_at, "createdAt")
+    updated_at = _record_time(event.updated_at, "updatedAt") if event.updated_at is not None else None
+    texts = {
+        "id": event.id,
+        "title": event.title,
+        "content": event.content,
+        "type": event.type,
+        "relatedEntityId": event.related_entity_id,
+    }
+    for field, text in texts.items():
+        if text is not None and not _storable(text):
+            raise Unprocessable(f"{field} holds a NUL character or a lone surrogate")
+    for field, text, limit in (
+        ("id", event.id, MAX_ID_CHARS),
+        ("type", event.type, MAX_TYPE_CHARS),
+        ("relatedEntityId", event.related_entity_id, MAX_RELATED_ENTITY_ID_CHARS),
+    ):
+        if text is not None and not 0 < len(text) <= limit:
+            raise Unprocessable(f"{field} must be 1 to {limit} characters")
+    notification_id = event.id if event.id is not None else _derived_id(event, topic)
+    return replace(
+        event,
+        id=notification_id,
+        created_at=iso_utc(created_at),
+        updated_at=iso_utc(updated_at) if updated_at is not None else None,
+    )
+
+
 def notification_store(*, event: NotificationEvent) -> bool:
-    """Store a notifications record by id, unless a newer version is stored; return whether it changed."""
-    created_at = _parse_time(event.created_at, "createdAt")
-    updated_at = _parse_time(event.updated_at, "updatedAt") if event.updated_at is not None else created_at
+    """Store a notifications record (see `notification_record`) by id, unless a newer version is stored.
+
+    Return whether it changed anything. A record for a user this service does
+    not know raises `Unprocessable`.
+    """
+    assert event.id is not None, "notification_record gives every record an id"
+    created_at = _record_time(event.created_at, "createdAt")
+    updated_at = _record_time(event.updated_at, "updatedAt") if event.updated_at is not None else created_at
     fields = {
-        "user_id": int(event.user_id),
         "type": event.type,
         "title": event.title[:MAX_TITLE_CHARS],
         "content": event.content,
@@ -90,12 +127,49 @@ def notification_store(*, event: NotificationEvent) -> bool:
     with transaction.atomic():
         stored = Notification.objects.select_for_update().filter(pk=event.id).first()
         if stored is None:
-            _, created = Notification.objects.get_or_create(pk=event.id, defaults=fields)
+            user_id = _known_user_id(event.user_id)
+            _, created = Notification.objects.get_or_create(pk=event.id, defaults={**fields, "user_id": user_id})
             return created
+        if str(stored.user_id) != event.user_id:
+            raise Unprocessable(f"notification {event.id!r} belongs to another user than {event.user_id!r}")
         if event.updated_at is None or stored.updated_at >= updated_at:
             return False  # a repeat, or older than what we have
         Notification.objects.filter(pk=stored.pk).update(**fields)
         return True
+
+
+# Ids derived from a record's content live in a namespace of their own.
+DERIVED_ID_NAMESPACE = uuid.UUID("6f1c7d3e-2b4a-5c8e-9d0f-1a2b3c4d5e6f")
+
+
+def _derived_id(event: NotificationEvent, topic: str) -> str:
+    """Return the id of a record that came without one: the same for the same record, whoever sends it again."""
+    content = json.dumps({"topic": topic, **event.to_dict()}, sort_keys=True, ensure_ascii=False)
+    return str(uuid.uuid5(DERIVED_ID_NAMESPACE, content))
+
+
+def _storable(text: str) -> bool:
+    """Return whether PostgreSQL can store a string (JSON may carry what UTF-8 cannot)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def _record_time(value: str, field: str) -> datetime:
+    moment = parse_iso_utc(value)
+    if moment is None:
+        raise Unprocessable(f"{field} {value!r} is not an ISO 8601 time")
+    return moment
+
+
+def _known_user_id(user_id: str) -> int:
+    """Return the id of the user a record names, who must be known here."""
+    pk = parse_int_id(user_id)
+    if pk is None or not User.objects.filter(pk=pk).exists():
+        raise Unprocessable(f"unknown user {user_id!r}")
+    return pk
 
 
 ### NEW_MESSAGE ###
@@ -210,7 +284,9 @@ def notification_mark_read(*, user: AbstractBaseUser, notification_id: Any) -> N
     """Mark one of the user's notifications read, and tell the user's other sockets."""
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update().filter(user_id=user.pk, pk=parse_uuid(notification_id)).first()
+            Notification.objects.select_for_update()
+            .filter(user_id=user.pk, pk=_notification_id(notification_id))
+            .first()
         )
         if notification is None:
             raise NotFound()
@@ -227,3 +303,10 @@ def notifications_mark_all_read(*, user: AbstractBaseUser) -> int:
             notification.read = True
             _publish(notification)
     return len(unread)
+
+
+def _notification_id(value: Any) -> str:
+    """Parse a notification id from a client; anything that cannot be one is simply not found."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS or not _storable(value):
+        raise NotFound()
+    return value

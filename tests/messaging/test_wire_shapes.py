@@ -15,7 +15,9 @@ def test_schema_serializers_match_the_wire(db):
     direct, _ = services.conversation_create(creator=a, participant_ids=[b.pk])
     message, _ = services.message_send(sender=a, conversation_id=direct.pk, content="hi", client_message_id="1")
     (summary,) = selectors.conversation_summaries(list(selectors.conversations_for_user(a)))
-    notification = Notification("n", "1", "t", "c", "SYSTEM", None, False, "t", "t")
+    notification = Notification(
+        id="n", user_id="1", title="t", content="c", type="SYSTEM", related_entity_id=None, read=False, created_at="t"
+    )
 
     assert set(MessageOut().fields) == set(message_wire(message))
     assert set(ConversationOut().fields) == set(summary)
