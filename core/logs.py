@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import re
 import threading
 from datetime import UTC, datetime
@@ -145,6 +146,16 @@ class PlainFormatter(logging.Formatter):
         if not getattr(record, "role", None):
             record.role = current_role()
         return super().format(record)
+
+
+### Set-up ###
+
+
+def configure(config: dict[str, Any]) -> None:
+    """Apply the LOGGING setting (Django's LOGGING_CONFIG), with Python's warnings as log lines too."""
+    logging.config.dictConfig(config)
+    # Otherwise a warning is a bare line on stderr, in no format and with no role.
+    logging.captureWarnings(True)
 
 
 ### daphne's access log ###
