@@ -266,16 +266,34 @@ KAFKA_SECURITY = {
 ### Logging ###
 
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
+# json: one JSON object per line (time, level, logger, role, message, and the record's
+# messageId, conversationId, topic, partition, offset where known); plain: a line for people.
+LOG_FORMAT = env("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
+LOGGING_CONFIG = "core.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "redact_tokens": {"()": "core.logs.RedactTokens"},
+        "client_errors_at_info": {"()": "core.logs.ClientErrorsAtInfo"},
+    },
+    "formatters": {"json": {"()": "core.logs.JsonFormatter"}, "plain": {"()": "core.logs.PlainFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["client_errors_at_info", "redact_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        # Access logs would carry ?token= query strings; keep them out.
-        "django.channels.server": {"level": "WARNING"},
-        "daphne.access": {"level": "WARNING"},
+        # Django's own handlers (a second console line in DEBUG, mail to ADMINS) give way to
+        # the one above: every line in one format, tokens redacted.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
+        "py.warnings": {"handlers": [], "propagate": True},
     },
 }
 

@@ -10,36 +10,36 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 from django.conf import settings
 
+from core.logs import process_role
+from core.logs import set_process_role as set_process_role  # the entry points name their role here
+
 from .origin import OWN_HEADERS
 from .payloads import Payload
 from .topics import Topic
 
 logger = logging.getLogger(__name__)
-
-# What this process is (web, bridge; cli for commands): the first word of its clients' ids.
-_process_role = "cli"
-
-
-def set_process_role(role: str) -> None:
-    """Name this process's role in the client ids of the Kafka clients it creates from now on."""
-    global _process_role
-    _process_role = role
+# librdkafka's own lines (connection failures and the like), through logging like every other line.
+librdkafka_logger = logging.getLogger("kafka.librdkafka")
 
 
 def client_id(purpose: str) -> str:
     """Return a `client.id` naming this process's role and the client's purpose, e.g. chat-bridge-chat-messages.
 
+    The role is the one its log lines carry (core.logs.set_process_role).
+
     Kafka's own tools (ConsumerGroupCommand, broker logs, quotas) show it, so
     an operator can tell the loops and processes apart.
     """
-    return f"chat-{_process_role}-{purpose}"
+    return f"chat-{process_role()}-{purpose}"
 
 
 def base_config() -> dict[str, Any]:
     """Return the settings every client shares: brokers, security, and a client id naming the role."""
     return {
         "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
-        "client.id": f"chat-{_process_role}",
+        "client.id": f"chat-{process_role()}",
+        # Served with the client's poll, so they carry the role and the log format.
+        "logger": librdkafka_logger,
         # librdkafka backs off up to 10 s between reconnects by default; a chat
         # should notice a returning broker within a second.
         "reconnect.backoff.max.ms": 1000,

@@ -53,6 +53,15 @@ def position(msg: Message) -> tuple[str, int, int]:
     return topic, partition, offset
 
 
+def log_fields(msg: Message, payload: Payload | None = None) -> dict[str, Any]:
+    """Return a record's place (and its payload's message and conversation, if any) as `extra=` for a log call."""
+    fields: dict[str, Any] = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()}
+    for attribute, name in (("message_id", "messageId"), ("conversation_id", "conversationId")):
+        if (value := getattr(payload, attribute, None)) is not None:
+            fields[name] = value
+    return fields
+
+
 def headers_of(msg: Message) -> list[tuple[str, bytes]]:
     """Return a record's headers as (name, value) pairs; a header without a value has b""."""
     raw = msg.headers() or []
@@ -190,7 +199,9 @@ class TopicLoop(Generic[P]):
         """
         for msg in messages:
             if msg.error():
-                logger.warning("Consumer error on %s: %s", self.topic.name, msg.error())
+                logger.warning(
+                    "Consumer error on %s: %s", self.topic.name, msg.error(), extra={"topic": self.topic.name}
+                )
         pending = [m for m in messages if not m.error()]
         chains: dict[tuple[int, str | bytes | None], list[Message]] = {}
         for msg in pending:
@@ -211,7 +222,9 @@ class TopicLoop(Generic[P]):
                     return
                 except Exception:
                     # Neither handled nor parked (the broker refused the dead letter).
-                    logger.exception("Could not finish %s@%s/%s", msg.topic(), msg.partition(), msg.offset())
+                    logger.exception(
+                        "Could not finish %s@%s/%s", msg.topic(), msg.partition(), msg.offset(), extra=log_fields(msg)
+                    )
                     failed.set()
                     return
                 finished.add(position(msg))
@@ -253,11 +266,21 @@ class TopicLoop(Generic[P]):
             else:
                 await self._call(lambda: consumer.commit(offsets=offsets, asynchronous=True))
         except Exception as exc:
-            logger.warning("Commit on %s failed (%s); those records will be redelivered", self.topic.name, exc)
+            logger.warning(
+                "Commit on %s failed (%s); those records will be redelivered",
+                self.topic.name,
+                exc,
+                extra={"topic": self.topic.name},
+            )
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if err is not None:
-            logger.warning("Commit on %s failed (%s); those records will be redelivered", self.topic.name, err)
+            logger.warning(
+                "Commit on %s failed (%s); those records will be redelivered",
+                self.topic.name,
+                err,
+                extra={"topic": self.topic.name},
+            )
 
     async def _process_together(self, chain: list[Message]) -> bool:
         """Handle one key's records with one call of the batch handler; False when they must go one by one."""
@@ -273,7 +296,11 @@ class TopicLoop(Generic[P]):
         except Exception as exc:
             # One by one, with retries and the dead-letter topic; those already done are done again.
             logger.warning(
-                "Batch of %d records on %s failed (%s); handling them one by one", len(items), self.topic.name, exc
+                "Batch of %d records on %s failed (%s); handling them one by one",
+                len(items),
+                self.topic.name,
+                exc,
+                extra={"topic": self.topic.name},
             )
             return False
         self.stats.processed += len(items)
@@ -298,7 +325,7 @@ class TopicLoop(Generic[P]):
                 return
             except Exception as exc:
                 if attempt >= self.retry.attempts:
-                    await self._dead_letter(msg, exc)
+                    await self._dead_letter(msg, exc, payload)
                     return
                 delay = self.retry.delay(attempt)
                 logger.warning(
@@ -309,6 +336,7 @@ class TopicLoop(Generic[P]):
                     attempt,
                     exc,
                     delay,
+                    extra=log_fields(msg, payload),
                 )
                 self.stats.retries += 1
                 attempt += 1
@@ -318,10 +346,17 @@ class TopicLoop(Generic[P]):
                 except TimeoutError:
                     pass
 
-    async def _dead_letter(self, msg: Message, exc: BaseException) -> None:
+    async def _dead_letter(self, msg: Message, exc: BaseException, payload: P | None = None) -> None:
         """Copy a record to the dead-letter topic and wait until the broker has it."""
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        logger.error("Dead-lettering %s@%s/%s: %s", msg.topic(), msg.partition(), msg.offset(), error)
+        logger.error(
+            "Dead-lettering %s@%s/%s: %s",
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            error,
+            extra=log_fields(msg, payload),
+        )
         topic, partition, offset = position(msg)
         headers: list[tuple[str, str | bytes | None]] = [
             *headers_of(msg),
@@ -351,4 +386,4 @@ class TopicLoop(Generic[P]):
         self.stats.dead_lettered += 1
 
     def _log_error(self, error: KafkaError) -> None:
-        logger.warning("Kafka consumer error on %s: %s", self.topic.name, error)
+        logger.warning("Kafka consumer error on %s: %s", self.topic.name, error, extra={"topic": self.topic.name})

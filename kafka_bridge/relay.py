@@ -52,6 +52,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from core.logs import set_thread_role
+
 from .clients import relay_producer
 from .models import OutboxRecord
 from .origin import OWN_HEADERS
@@ -215,7 +217,12 @@ class OutboxRelay:
             return
         if err.fatal():
             self._fatal = str(err)
-        logger.warning("Outbox record %s not delivered: %s; it goes again", record_id, err)
+        logger.warning(
+            "Outbox record %s not delivered: %s; it goes again",
+            record_id,
+            err,
+            extra={"topic": msg.topic(), "partition": msg.partition()},
+        )
         with self._mode_lock:
             self._paused = True
             self._leave_to_sweep([record_id])
@@ -223,6 +230,7 @@ class OutboxRelay:
     ### The relay thread ###
 
     def _run(self) -> None:
+        set_thread_role("relay")
         backoff = 0.1
         next_sweep = 0.0
         last_delete = time.monotonic()

@@ -104,7 +104,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             try:
                 await self._publish_typing(conversation_id, False)
             except Exception:
-                logger.exception("Could not clear typing for %s", conversation_id)
+                logger.exception(
+                    "Could not clear typing for %s", conversation_id, extra={"conversationId": conversation_id}
+                )
 
     ### Frames from the client ###
 

@@ -43,9 +43,17 @@ $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null
 $PY manage.py kafka_topics
 
-$PY manage.py run_kafka_bridge &
+# Each line of a process (and of its children) begins with its role. The prefixer
+# ignores Ctrl+C and SIGTERM: it ends when its process has written its last line.
+prefix() {
+  trap '' INT TERM
+  local label
+  printf -v label '%-6s | ' "$1"
+  exec sed -u "s/^/$label/"
+}
+$PY manage.py run_kafka_bridge > >(prefix bridge) 2>&1 &
 pids+=($!)
-$PY manage.py serve --host "$HOST" --port "$PORT" &
+$PY manage.py serve --host "$HOST" --port "$PORT" > >(prefix web) 2>&1 &
 pids+=($!)
 
 # The database, without any password the URL holds.

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 
 from chat_project.process_tuning import raise_open_file_limit, tune_loaded_server
 from chat_project.web_processes import WebProcesses, listen
+from core.logs import log_access, set_process_role
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +159,11 @@ class ChatServer(Server):
     read is closed with 1013 (see ChatWebSocketProtocol).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # daphne's access log goes to stdout unformatted, query strings (tokens) and all; log it instead.
+        kwargs["action_logger"] = log_access
+        super().__init__(*args, **kwargs)
+
     def run(self) -> None:
         tune_loaded_server()
         reactor.callWhenRunning(self._tune_websockets)
@@ -260,6 +266,7 @@ class Command(BaseCommand):
         parser.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        set_process_role("web")
         if options["fd"] is not None:
             serve(["--fd", str(options["fd"])])
             return
