@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from messaging import api as messaging_api
 from notifications import api as notifications_api
+from users.throttles import admin_login
 
 from . import accounts, health
 
@@ -22,6 +23,8 @@ api = [
 ]
 
 urlpatterns = [
+    # Before the admin's own URLs: its login page with the limits on failed logins.
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),
     path("readyz", health.readyz),

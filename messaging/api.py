@@ -12,10 +12,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from chat_project.errors import ValidationFailed
+from chat_project.limits import SharedRateThrottle
 
 from . import selectors, services
 from .wire import message_wire
@@ -115,9 +115,9 @@ class ConversationDetailView(APIView):
 class MessageListView(APIView):
     throttle_scope = "send"
 
-    def get_throttles(self) -> list[ScopedRateThrottle]:
+    def get_throttles(self) -> list[SharedRateThrottle]:
         """Throttle sending only; reading history is not limited."""
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+        return [SharedRateThrottle()] if self.request.method == "POST" else []
 
     @extend_schema(
         parameters=[
