@@ -8,7 +8,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +15,11 @@ from rest_framework.views import APIView
 
 from core.api import request_user, validated
 from core.errors import ValidationFailed
+from core.parsing import iso_utc
+from core.ratelimit import client_address
+from users.throttles import login_attempt_begin, login_attempt_succeeded, register_attempt
+from users.tokens import token_expires_at, token_issue
+from users.usernames import check_username, username_taken
 
 User = get_user_model()
 
@@ -32,6 +36,7 @@ class UserOut(serializers.Serializer):
 
 class TokenOut(serializers.Serializer):
     token = serializers.CharField()
+    expiresAt = serializers.DateTimeField(help_text="After this, 401 token_expired: ask for a token again.")
 
 
 def user_wire(user: AbstractBaseUser) -> dict[str, str]:
@@ -39,13 +44,14 @@ def user_wire(user: AbstractBaseUser) -> dict[str, str]:
 
 
 def user_register(*, username: str, password: str) -> AbstractBaseUser:
-    """Create an account; raise ValidationFailed on a taken name or a weak password."""
-    username_field = User._meta.get_field("username")
+    """Create an account; raise ValidationFailed on a taken name (in any case) or a weak password."""
+    username = check_username(username)
     try:
-        username_field.run_validators(username)
         password_validation.validate_password(password, User(username=username))
     except DjangoValidationError as exc:
         raise ValidationFailed({"detail": exc.messages}) from None
+    if username_taken(username):
+        raise ValidationFailed({"username": "This username is taken."})
     try:
         with transaction.atomic():
             return User.objects.create_user(username=username, password=password)
@@ -61,6 +67,7 @@ class RegisterView(APIView):
     def post(self, request: Request) -> Response:
         """Create an account; answer its id and username (then get a token from /api/auth/token/)."""
         data = validated(CredentialsIn, request.data)
+        register_attempt(address=client_address(request))
         user = user_register(username=data["username"], password=data["password"])
         return Response(user_wire(user), status=status.HTTP_201_CREATED)
 
@@ -73,11 +80,14 @@ class TokenView(APIView):
     def post(self, request: Request) -> Response:
         """Exchange a username and password for the user's API token (the same token every time)."""
         data = validated(CredentialsIn, request.data)
+        attempt = {"username": data["username"], "address": client_address(request)}
+        login_attempt_begin(**attempt)
         user = authenticate(request, username=data["username"], password=data["password"])
         if user is None:
             raise ValidationFailed("Unable to log in with these credentials.")
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        login_attempt_succeeded(**attempt)
+        token = token_issue(user=user)
+        return Response({"token": token.key, "expiresAt": iso_utc(token_expires_at(token))})
 
 
 class MeView(APIView):

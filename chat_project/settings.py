@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "kafka_bridge",
+    "users",
     "messaging",
     "notifications",
 ]
@@ -153,7 +154,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "users.passwords.NotOnlyWhitespaceValidator"},
 ]
+# Usernames are unique regardless of case (users/usernames.py), so login ignores it too.
+AUTHENTICATION_BACKENDS = ["users.backends.CaseInsensitiveModelBackend"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -185,11 +189,21 @@ CHANNEL_LAYERS = {
     }
 }
 
+# One cache for every web process (a per-process memory cache would give each
+# process its own counts). Rate limits use Redis directly (core/ratelimit.py).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": REDIS_PREFIX,
+    }
+}
+
 ### REST framework ###
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "users.tokens.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -197,7 +211,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "chat_project.schema.ChatAutoSchema",
     "EXCEPTION_HANDLER": "core.errors.rest_exception_handler",
-    # Posting messages over REST; WebSockets have their own per-connection bucket.
+    # Posting messages over REST, per user in Redis (core.ratelimit.SharedRateThrottle);
+    # WebSockets have their own per-user limit.
     "DEFAULT_THROTTLE_RATES": {"send": env("CHAT_REST_SEND_RATE", "120/min")},
     "UNAUTHENTICATED_USER": None,
 }
@@ -228,13 +243,37 @@ CHAT_MAX_CONTENT_CHARS = env_int("CHAT_MAX_CONTENT_CHARS", 4000)
 # frames of the largest size or hundreds of full-length messages: a client that
 # far behind is not reading, and memory per socket stays bounded.
 CHAT_WS_MAX_OUTGOING_BYTES = env_int("CHAT_WS_MAX_OUTGOING_BYTES", 1024 * 1024)
-# Token bucket per connection for message.send: a burst, then a steady rate.
-CHAT_SEND_BURST = env_int("CHAT_SEND_BURST", 30)
-CHAT_SEND_RATE_PER_SECOND = env_float("CHAT_SEND_RATE_PER_SECOND", 10.0)
-CHAT_TYPING_INTERVAL_SECONDS = env_float("CHAT_TYPING_INTERVAL_SECONDS", 2.0)
 CHAT_SYNC_BATCH_MAX = 500
 # A socket whose process died stops counting as online after this long.
 CHAT_PRESENCE_TTL_SECONDS = env_float("CHAT_PRESENCE_TTL_SECONDS", 60.0)
+
+### Limits ###
+
+# Per user, across all of the user's sockets and every web process (in Redis;
+# messaging/ratelimit.py). A rate "N/period" is at most N in any such period.
+# message.send: a burst, then a steady rate.
+CHAT_SEND_BURST = env_int("CHAT_SEND_BURST", 30)
+CHAT_SEND_RATE_PER_SECOND = env_float("CHAT_SEND_RATE_PER_SECOND", 10.0)
+# isTyping: true goes out once per user and conversation per interval (the contract's 2 s).
+CHAT_TYPING_INTERVAL_SECONDS = env_float("CHAT_TYPING_INTERVAL_SECONDS", 2.0)
+# Typing frames that go out (every false, and true past the interval): about two a second.
+CHAT_TYPING_RATE = env("CHAT_TYPING_RATE", "120/min")
+# A reconnecting client syncs a few times (500 messages each); 60 a minute is a
+# 30,000-message backlog.
+CHAT_SYNC_RATE = env("CHAT_SYNC_RATE", "60/min")
+# Open sockets per user (tabs and devices); the next one is closed with 1008. 0: no cap.
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
+# Failed logins (API and admin), per username regardless of case and per client address;
+# over either, logins are refused with 429 before any password is checked.
+CHAT_LOGIN_RATE_PER_USERNAME = env("CHAT_LOGIN_RATE_PER_USERNAME", "10/15m")
+CHAT_LOGIN_RATE_PER_ADDRESS = env("CHAT_LOGIN_RATE_PER_ADDRESS", "50/15m")
+# Registrations per client address, successful or not.
+CHAT_REGISTER_RATE_PER_ADDRESS = env("CHAT_REGISTER_RATE_PER_ADDRESS", "20/h")
+# Reverse proxies in front of the web server whose X-Forwarded-For is trusted for the
+# client's address (0: the address of the connection itself).
+CHAT_TRUSTED_PROXIES = env_int("CHAT_TRUSTED_PROXIES", 0)
+# An API token is accepted this long after it was issued (7 days); then 401 token_expired.
+CHAT_TOKEN_TTL_SECONDS = env_int("CHAT_TOKEN_TTL_SECONDS", 7 * 24 * 3600)
 
 ### Web server ###
 

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from messaging import api as messaging_api
 from notifications import api as notifications_api
+from users.throttles import admin_login
 
 from . import accounts, health, operations
 from .api_index import ApiIndexView
@@ -25,6 +26,8 @@ api = [
 ]
 
 urlpatterns = [
+    # Before the admin's own URLs: its login page with the limits on failed logins.
+    path("admin/login/", admin_login),
     *operations.admin_urls(),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),

@@ -3,7 +3,8 @@
 A token (the `Authorization: Token <key>` header, or `?token=<key>` for
 browser code that cannot set headers) wins over the session cookie. The
 Origin header, when present, must name an allowed host; non-browser clients
-send none and are identified by their token alone.
+send none and are identified by their token alone. An expired token
+(users/tokens.py) is no token: the handshake is refused.
 
 After a deploy every client reconnects at once, so the tokens of the
 handshakes arriving together are looked up with one query, and only
@@ -23,14 +24,17 @@ from rest_framework.authtoken.models import Token
 
 from core.batching import Coalescer, PerLoop
 from core.db import db
+from users.tokens import token_valid_since
 
 # A CharField always has a max_length; the stubs allow None for every field.
 TOKEN_KEY_LENGTH: int = Token._meta.get_field("key").max_length  # type: ignore[assignment]
 
 
 def users_for_tokens(keys: list[str]) -> dict[str, Any]:
-    """Return the active users owning the given tokens, by token."""
-    tokens = Token.objects.select_related("user").filter(key__in=set(keys), user__is_active=True)
+    """Return the active users owning the given tokens that have not expired, by token."""
+    tokens = Token.objects.select_related("user").filter(
+        key__in=set(keys), user__is_active=True, created__gte=token_valid_since()
+    )
     return {token.key: token.user for token in tokens}
 
 
@@ -42,7 +46,10 @@ _token_lookups: PerLoop[Coalescer[str, dict[str, Any]]] = PerLoop(lambda: Coales
 
 
 async def user_for_token(key: str) -> Any:
-    """Return the active user owning a token, or AnonymousUser (one query for the handshakes of the moment)."""
+    """Return the active user owning an unexpired token, or AnonymousUser.
+
+    The handshakes of the moment share one query.
+    """
     if len(key) > TOKEN_KEY_LENGTH:  # no such token: nothing to look up
         return AnonymousUser()
     users = await _token_lookups.get().submit(key)

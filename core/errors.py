@@ -38,6 +38,10 @@ class DomainError(Exception):
         """Return fields the WebSocket `error` frame carries besides code and detail."""
         return {}
 
+    def http_headers(self) -> dict[str, str]:
+        """Return headers the REST answer carries."""
+        return {}
+
 
 class ValidationFailed(DomainError):
     code = "validation_error"
@@ -70,6 +74,14 @@ class RateLimited(DomainError):
             return {}
         return {"retryAfterMs": max(1, math.ceil(self.retry_after_seconds * 1000))}
 
+    def http_headers(self) -> dict[str, str]:
+        return {} if self.retry_after_seconds is None else {"Retry-After": retry_after(self.retry_after_seconds)}
+
+
+def retry_after(seconds: float) -> str:
+    """Return a Retry-After value: whole seconds, at least one."""
+    return str(max(1, math.ceil(seconds)))
+
 
 def flatten_validation_detail(detail: Any) -> Any:
     """Turn DRF's ErrorDetail trees into plain JSON (strings, lists, dicts)."""
@@ -88,7 +100,7 @@ def error_body(code: str, detail: Any) -> dict[str, Any]:
 def rest_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """Map every exception a view raises to a JSON `{code, detail}` response."""
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.detail), status=exc.http_status)
+        return Response(error_body(exc.code, exc.detail), status=exc.http_status, headers=exc.http_headers())
     if isinstance(exc, Http404):
         return Response(error_body("not_found", "Not found."), status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, drf_exceptions.ValidationError):
@@ -96,7 +108,9 @@ def rest_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, drf_exceptions.ParseError):
         return Response(error_body("invalid_json", exc.detail), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, drf_exceptions.Throttled):
-        return Response(error_body("rate_limited", exc.detail), status=exc.status_code)
+        wait = getattr(exc, "wait", None)  # set by Throttled.__init__; not in the stubs
+        headers = {} if wait is None else {"Retry-After": retry_after(wait)}
+        return Response(error_body("rate_limited", exc.detail), status=exc.status_code, headers=headers)
     if isinstance(exc, drf_exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"

@@ -12,10 +12,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from core.api import StrictCharField, int_param, request_user, validated
+from core.ratelimit import SharedRateThrottle
 
 from . import selectors, services
 from .limits import (
@@ -123,7 +124,7 @@ class MessageListView(APIView):
 
     def get_throttles(self) -> list[BaseThrottle]:
         """Throttle sending only; reading history is not limited."""
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+        return [SharedRateThrottle()] if self.request.method == "POST" else []
 
     @extend_schema(
         parameters=[

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -19,11 +18,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from core.db import db
-from core.errors import DomainError, RateLimited, error_frame
+from core.errors import DomainError, error_frame
 from core.parsing import BAD_TEXT_DETAIL, has_bad_text, json_may_hold_bad_text
 
-from . import checks, pending, presence, services
-from .ratelimit import TokenBucket
+from . import checks, pending, presence, ratelimit, services
 from .realtime import user_group
 from .sending import receipt_queue, send_queue
 from .wire import message_wire
@@ -34,6 +32,8 @@ logger = logging.getLogger(__name__)
 # being recorded) may be under way at once; past it the socket reads no
 # further frame until one is done.
 MAX_IN_FLIGHT = 64
+# The close code of a socket over the per-user cap.
+POLICY_VIOLATION = 1008
 
 
 class FrameError(DomainError):
@@ -70,26 +70,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
     """One client socket of one authenticated user."""
 
     user: Any
-    send_bucket: TokenBucket
-    typing_sent_at: dict[str, float]
+    typing_on: set[str]
     in_flight: set[asyncio.Task[None]]
     confirming: set[asyncio.Task[None]]
 
     ### Connection ###
 
     async def connect(self) -> None:
-        """Accept authenticated users only (closing before accept answers HTTP 403)."""
+        """Accept authenticated users only (closing before accept answers HTTP 403), up to the per-user cap."""
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close()
             return
+        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+        if not await presence.socket_opened(user.pk, self.channel_name):
+            # Over CHAT_MAX_SOCKETS_PER_USER: the contract closes the new socket with 1008.
+            await self.channel_layer.group_discard(user_group(user.pk), self.channel_name)
+            await self.accept()
+            await self.close(code=POLICY_VIOLATION)
+            return
         self.user = user
-        self.send_bucket = TokenBucket(settings.CHAT_SEND_BURST, settings.CHAT_SEND_RATE_PER_SECOND)
-        self.typing_sent_at = {}
+        self.typing_on = set()
         self.in_flight = set()
         self.confirming = set()
-        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
-        await presence.socket_opened(user.pk, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -100,7 +103,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             task.cancel()  # nobody to answer; what was already stored stays stored
         await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
         await presence.socket_closed(self.user.pk, self.channel_name)
-        for conversation_id in list(self.typing_sent_at):
+        for conversation_id in list(self.typing_on):
             try:
                 await self._publish_typing(conversation_id, False)
             except Exception:
@@ -113,6 +116,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Parse one frame and dispatch it; every failure becomes an `error` frame."""
         # Frames over CHAT_MAX_FRAME_BYTES never get here: the server closes them with 1009.
+        if not hasattr(self, "user"):
+            return  # a socket refused over the cap, closing: its frames go unread
         raw: str | bytes = text_data if text_data is not None else (bytes_data or b"")
         request_id = None
         try:
@@ -136,8 +141,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(error_frame("server_error", "Internal error; it has been logged.", request_id))
 
     async def on_message_send(self, frame: dict[str, Any], request_id: Any) -> None:
-        if not self.send_bucket.take():
-            raise RateLimited(retry_after_seconds=self.send_bucket.seconds_until_next())
+        await ratelimit.send_check(self.user.pk)
         conversation_id = checks.check_conversation_id(frame.get("conversationId"))
         draft = checks.check_message(
             sender=self.user,
@@ -199,6 +203,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_sync(self, frame: dict[str, Any], request_id: Any) -> None:
         limit = checks.check_sync_limit(frame.get("limit", settings.CHAT_SYNC_BATCH_MAX))
+        await ratelimit.sync_check(self.user.pk)
         if self.confirming:
             # What this socket confirmed before asking must not come again.
             await asyncio.wait(self.confirming)
@@ -219,18 +224,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_typing(self, frame: dict[str, Any], request_id: Any) -> None:
         is_typing = checks.check_is_typing(frame.get("isTyping"))
         conversation_id = str(checks.check_conversation_id(frame.get("conversationId")))
-        if is_typing:
-            last = self.typing_sent_at.get(conversation_id)
-            if last is not None and time.monotonic() - last < settings.CHAT_TYPING_INTERVAL_SECONDS:
-                return  # throttled: the others already see this user typing
+        if not await ratelimit.typing_check(self.user.pk, conversation_id, is_typing):
+            return  # the others already see this user typing
         await self._publish_typing(conversation_id, is_typing)
 
     async def _publish_typing(self, conversation_id: str, is_typing: bool) -> None:
         event = await db(services.typing_send)(user=self.user, conversation_id=conversation_id, is_typing=is_typing)
         if is_typing:
-            self.typing_sent_at[event.conversation_id] = time.monotonic()
+            self.typing_on.add(event.conversation_id)
         else:
-            self.typing_sent_at.pop(event.conversation_id, None)
+            self.typing_on.discard(event.conversation_id)
 
     async def on_ping(self, frame: dict[str, Any], request_id: Any) -> None:
         await self.send_frame({"type": "pong", "requestId": request_id})

@@ -10,6 +10,12 @@ user stays online for ever.
 A web process keeps its sockets in one registry (`ProcessPresence`): their
 opens and closes go to Redis in batches, and one heartbeat refreshes all of
 them in a few pipelines, instead of a timer and a round trip per socket.
+
+The same set caps the sockets of a user (CHAT_MAX_SOCKETS_PER_USER) across
+all web processes: an open is refused, in the script that marks it, when the
+user already has that many live members. The sockets of a process that
+crashed stop counting once they age out, so the cap survives a crash without
+a separate counter to repair, and costs no extra round trip.
 """
 
 from __future__ import annotations
@@ -90,21 +96,25 @@ class ProcessPresence:
 
     def __init__(self) -> None:
         self.sockets: dict[str, str] = {}  # socket id -> user id
-        self.writes: Coalescer[tuple[str, str, str], None] = Coalescer(self._write, "presence writes")
+        self.writes: Coalescer[tuple[str, str, str], set[str]] = Coalescer(self._write, "presence writes")
         self.heartbeat: asyncio.Task[None] | None = None
 
-    async def opened(self, user_id: int | str, socket_id: str) -> None:
-        """Register a socket and mark it online; return once Redis has it."""
+    async def opened(self, user_id: int | str, socket_id: str) -> bool:
+        """Register a socket and mark it online; return once Redis has it, False if over the user's cap."""
         self.sockets[socket_id] = str(user_id)
         if self.heartbeat is None or self.heartbeat.done():
             self.heartbeat = asyncio.ensure_future(self._beat())
         try:
-            await self.writes.submit((OPEN, str(user_id), socket_id))
+            refused = await self.writes.submit((OPEN, str(user_id), socket_id))
         except BaseException:
             # Refused, or gone while connecting: the open may still have reached Redis.
             if self.sockets.pop(socket_id, None) is not None:
                 self.writes.add((CLOSE, str(user_id), socket_id))
             raise
+        if socket_id in refused:
+            self.sockets.pop(socket_id, None)
+            return False
+        return True
 
     async def closed(self, user_id: int | str, socket_id: str) -> None:
         """Forget a socket and remove it from Redis."""
@@ -122,13 +132,16 @@ class ProcessPresence:
             with contextlib.suppress(Exception):
                 await self.refresh()
 
-    async def _write(self, changes: list[tuple[str, str, str]]) -> None:
+    async def _write(self, changes: list[tuple[str, str, str]]) -> set[str]:
         # Writes go in the order of the changes, in one queue: a refresh reads the
         # registry when it is sent, so it never brings back a socket closed before it.
+        # Returns the sockets refused over their user's cap.
         now = time.time()
+        refused: set[str] = set()
         for kind, run in itertools.groupby(changes, key=lambda change: change[0]):
             if kind == OPEN:
-                await mark_sockets([(user_id, socket_id) for _k, user_id, socket_id in run], now, prune=True)
+                opens = [(user_id, socket_id) for _k, user_id, socket_id in run]
+                refused |= await mark_sockets(opens, now, prune=True, cap=settings.CHAT_MAX_SOCKETS_PER_USER)
             elif kind == REFRESH:
                 await mark_sockets([(user_id, socket_id) for socket_id, user_id in self.sockets.items()], now)
             else:
@@ -136,37 +149,49 @@ class ProcessPresence:
                     for _k, user_id, socket_id in run:
                         pipe.zrem(presence_key(user_id), socket_id)
                     await pipe.execute()
+        return refused
 
 
-# Marks many users' sockets with one command: for each key, ZADD its sockets at
-# ARGV[1], drop members older than ARGV[2] if ARGV[4] is "1", and expire the key
-# after ARGV[3] seconds. After those four, for each key: its socket count, then
-# its sockets. (One Redis, not a cluster: the keys span slots.)
+# Marks many users' sockets with one command: for each key, drop members older
+# than ARGV[2] if ARGV[4] is "1", ZADD its sockets at ARGV[1] (with ARGV[5] > 0,
+# only while the key has fewer than ARGV[5] members: a new socket past that is
+# refused), and expire the key after ARGV[3] seconds. After those five, for each
+# key: its socket count, then its sockets. Returns the refused sockets. (One
+# Redis, not a cluster: the keys span slots.)
 MARK_SCRIPT = """
-local now, stale, expire, prune = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
-local at = 5
+local now, stale, expire, prune, cap = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', tonumber(ARGV[5])
+local refused = {}
+local at = 6
 for _, key in ipairs(KEYS) do
     local count = tonumber(ARGV[at])
-    for i = at + 1, at + count do
-        redis.call('ZADD', key, now, ARGV[i])
-    end
-    at = at + count + 1
     if prune then
         redis.call('ZREMRANGEBYSCORE', key, '-inf', stale)
     end
+    for i = at + 1, at + count do
+        local socket = ARGV[i]
+        if cap > 0 and redis.call('ZCARD', key) >= cap and not redis.call('ZSCORE', key, socket) then
+            refused[#refused + 1] = socket
+        else
+            redis.call('ZADD', key, now, socket)
+        end
+    end
+    at = at + count + 1
     redis.call('EXPIRE', key, expire)
 end
+return refused
 """
 
 _mark_scripts: PerLoop[AsyncScript] = PerLoop(lambda: _client().register_script(MARK_SCRIPT))
 
 
-async def mark_sockets(sockets: list[tuple[str, str]], now: float, prune: bool = False) -> None:
+async def mark_sockets(sockets: list[tuple[str, str]], now: float, prune: bool = False, cap: int = 0) -> set[str]:
     """Mark (user id, socket id) pairs as alive at `now`, a few commands for any number of them.
 
     With `prune`, also drop members whose heartbeat is older than the TTL
-    (sockets of processes that died), as a connect does.
+    (sockets of processes that died), as a connect does. With a `cap`, a
+    socket is not marked when its user already has that many; return those.
     """
+    refused: set[str] = set()
     by_user: dict[str, list[str]] = defaultdict(list)
     for user_id, socket_id in sockets:
         by_user[user_id].append(socket_id)
@@ -174,11 +199,12 @@ async def mark_sockets(sockets: list[tuple[str, str]], now: float, prune: bool =
     ttl = ttl_seconds()
     for start in range(0, len(users), MARK_CHUNK):
         keys: list[str] = []
-        args: list[str | float | int] = [now, now - ttl, int(ttl * 2) + 1, "1" if prune else "0"]
+        args: list[str | float | int] = [now, now - ttl, int(ttl * 2) + 1, "1" if prune else "0", cap]
         for user_id, socket_ids in users[start : start + MARK_CHUNK]:
             keys.append(presence_key(user_id))
             args += [len(socket_ids), *socket_ids]
-        await _mark_scripts.get()(keys=keys, args=args)
+        refused.update(s.decode() for s in await _mark_scripts.get()(keys=keys, args=args))
+    return refused
 
 
 _processes: PerLoop[ProcessPresence] = PerLoop(ProcessPresence)
@@ -189,9 +215,9 @@ def process_presence() -> ProcessPresence:
     return _processes.get()
 
 
-async def socket_opened(user_id: int | str, socket_id: str) -> None:
-    """Record that a socket of the user opened in this process; it stays online until closed."""
-    await process_presence().opened(user_id, socket_id)
+async def socket_opened(user_id: int | str, socket_id: str) -> bool:
+    """Record that a socket of the user opened in this process; False if the user has too many open."""
+    return await process_presence().opened(user_id, socket_id)
 
 
 async def socket_closed(user_id: int | str, socket_id: str) -> None:

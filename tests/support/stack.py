@@ -207,6 +207,9 @@ class Stack:
                 # Stacks share the broker and Redis, never each other's records or groups.
                 "KAFKA_CONSUMER_GROUP": f"communication-service-group-{self.name}",
                 "REDIS_PREFIX": f"chat-{self.name}",
+                # Every test registers and logs in its users from 127.0.0.1.
+                "CHAT_REGISTER_RATE_PER_ADDRESS": "1000000/s",
+                "CHAT_LOGIN_RATE_PER_ADDRESS": "1000000/s",
             }
         )
         env.update(self.extra_env)

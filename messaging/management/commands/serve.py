@@ -88,6 +88,10 @@ class ChatWebSocketProtocol(DaphneWebSocketProtocol):
         self.reading_paused = False
         self.transport.resumeProducing()
 
+    def serverClose(self, code: int | None = None) -> None:
+        """Close as the application asks, with any code: autobahn's sendClose refuses the protocol's own (1008)."""
+        self.sendCloseFrame(code=1000 if code is None else code, isReply=False)
+
     def outgoing_bytes(self) -> int:
         """Return the bytes written to this socket that the kernel has not taken yet."""
         return unsent_bytes(self.transport)
