@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from messaging import api as messaging_api
 from notifications import api as notifications_api
 
-from . import accounts, health, operations
+from . import accounts, health, metrics, operations
 from .api_index import ApiIndexView
 
 api = [
@@ -29,6 +29,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),
     path("readyz", health.readyz),
+    path("metrics", metrics.metrics),
     path("api/", ApiIndexView.as_view(), name="api-index"),
     path("api/", include(api)),
 ]

@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 from django.conf import settings
 
+from .metrics import producer_error
 from .payloads import Payload
 from .topics import Topic
 
@@ -114,6 +115,7 @@ def relay_producer() -> Producer:
 
 def _log_ephemeral_delivery(err: KafkaError | None, msg: Message) -> None:
     if err is not None:
+        producer_error()
         logger.warning("Dropped an ephemeral %s record: %s", msg.topic(), err)
     else:
         logger.debug("Ephemeral record at %s[%s]@%s", msg.topic(), msg.partition(), msg.offset())

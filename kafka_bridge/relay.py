@@ -53,6 +53,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from .clients import relay_producer
+from .metrics import producer_error
 from .models import OutboxRecord
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ class OutboxRelay:
         if err is None:
             self._acked.append(record_id)
             return
+        producer_error()
         if err.fatal():
             self._fatal = str(err)
         logger.warning("Outbox record %s not delivered: %s; it goes again", record_id, err)

@@ -23,6 +23,7 @@ from core.errors import DomainError, RateLimited, error_frame
 from core.parsing import BAD_TEXT_DETAIL, has_bad_text, json_may_hold_bad_text
 
 from . import checks, pending, presence, services
+from .metrics import SEND_ACK_SECONDS, WS_CONNECTIONS
 from .ratelimit import TokenBucket
 from .realtime import user_group
 from .sending import receipt_queue, send_queue
@@ -74,6 +75,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     typing_sent_at: dict[str, float]
     in_flight: set[asyncio.Task[None]]
     confirming: set[asyncio.Task[None]]
+    # Whether this socket is counted in chat_ws_connections.
+    counted = False
 
     ### Connection ###
 
@@ -91,9 +94,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         await presence.socket_opened(user.pk, self.channel_name)
         await self.accept()
+        WS_CONNECTIONS.inc()
+        self.counted = True
 
     async def disconnect(self, code: int) -> None:
         """Leave the user's group and stop any typing indicator this socket left on."""
+        if self.counted:
+            WS_CONNECTIONS.dec()
+            self.counted = False
         if not hasattr(self, "user"):
             return
         for task in self.in_flight:
@@ -134,6 +142,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(error_frame("server_error", "Internal error; it has been logged.", request_id))
 
     async def on_message_send(self, frame: dict[str, Any], request_id: Any) -> None:
+        arrived = time.perf_counter()
         if not self.send_bucket.take():
             raise RateLimited(retry_after_seconds=self.send_bucket.seconds_until_next())
         conversation_id = checks.check_conversation_id(frame.get("conversationId"))
@@ -145,7 +154,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         # Stored in the order sent (with other sends to the conversation); this socket's
         # next frames are read meanwhile.
-        await self._under_way(self._ack_when_stored(send_queue().submit(conversation_id, draft), request_id))
+        await self._under_way(self._ack_when_stored(send_queue().submit(conversation_id, draft), request_id, arrived))
 
     async def _under_way(self, request: Coroutine[Any, Any, None], *, confirmation: bool = False) -> None:
         """Run a request without holding up this socket's next frames (up to MAX_IN_FLIGHT at once).
@@ -162,7 +171,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(self.in_flight) >= MAX_IN_FLIGHT:
             await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
 
-    async def _ack_when_stored(self, stored: asyncio.Future[services.SendOutcome], request_id: Any) -> None:
+    async def _ack_when_stored(
+        self, stored: asyncio.Future[services.SendOutcome], request_id: Any, arrived: float
+    ) -> None:
         try:
             outcome = await stored
             if isinstance(outcome, DomainError):
@@ -176,6 +187,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "message": message_wire(message),
                 }
             )
+            SEND_ACK_SECONDS.observe(time.perf_counter() - arrived)
         except Exception as exc:
             await self._send_error(exc, request_id)
 
