@@ -3,6 +3,7 @@
 import ipaddress
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from chat_project.metrics import address_allowed
 
@@ -37,7 +38,9 @@ def test_loopback_only_without_networks():
 
 
 @pytest.mark.django_db
-def test_metrics_view_answers_loopback_and_allowed_networks_and_404_to_others(client, settings):
+def test_metrics_view_answers_loopback_and_allowed_networks_and_404_to_others(client, settings, monkeypatch):
+    # The outbox count on the test's own connection: a pool thread's would outlive the test database.
+    monkeypatch.setattr("chat_project.metrics.db", lambda func: sync_to_async(func, thread_sensitive=True))
     settings.METRICS_ALLOWED_NETWORKS = []
     answer = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
     assert answer.status_code == 200
