@@ -8,6 +8,7 @@ key) fails loudly when DEBUG is off.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -279,6 +280,25 @@ CHAT_TOKEN_TTL_SECONDS = env_int("CHAT_TOKEN_TTL_SECONDS", 7 * 24 * 3600)
 
 # `manage.py serve` runs this many daphne processes on one listening socket.
 WEB_PROCESSES = env_int("WEB_PROCESSES", os.cpu_count() or 1)
+
+### Metrics and probes ###
+
+# Networks besides loopback that may read the web's /metrics (comma-separated
+# CIDRs, e.g. the Prometheus server's); everyone else gets 404.
+try:
+    METRICS_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(cidr.strip(), strict=False)
+        for cidr in env("METRICS_ALLOWED_CIDRS").split(",")
+        if cidr.strip()
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_CIDRS: {exc}") from exc
+# The bridge's own HTTP endpoint (/metrics, /healthz, /readyz); port 0 takes a free one (logged).
+BRIDGE_HTTP_HOST = env("BRIDGE_HTTP_HOST", "127.0.0.1")
+BRIDGE_HTTP_PORT = env_int("BRIDGE_HTTP_PORT", 9101)
+# The bridge is ready only while each loop has polled within this many seconds
+# (a loop stuck in a handler stops polling) and holds partitions.
+BRIDGE_READY_POLL_SECONDS = env_float("BRIDGE_READY_POLL_SECONDS", 30.0)
 
 ### Kafka ###
 

@@ -6,7 +6,7 @@ from messaging import api as messaging_api
 from notifications import api as notifications_api
 from users.throttles import admin_login
 
-from . import accounts, health, operations
+from . import accounts, health, metrics, operations
 from .api_index import ApiIndexView
 
 api = [
@@ -32,6 +32,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),
     path("readyz", health.readyz),
+    path("metrics", metrics.metrics),
     path("api/", ApiIndexView.as_view(), name="api-index"),
     path("api/", include(api)),
 ]

@@ -5,6 +5,12 @@ The parent binds the listening socket once and starts its children
 connections across them. The parent restarts a child that dies, forwards
 SIGTERM and SIGINT to the children and waits for them to close their sockets.
 A child dies with its parent even when the parent is SIGKILLed (Linux).
+
+Metrics: the parent gives its children a fresh PROMETHEUS_MULTIPROC_DIR
+(inside the one set in the environment, if any), where each child writes its
+metric values, so that the child answering /metrics sums them over all (see
+chat_project/metrics.py). The parent marks a dead child's live gauges gone
+and removes the directory when it stops.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +31,15 @@ from pathlib import Path
 from types import FrameType
 
 logger = logging.getLogger(__name__)
+
+
+def mark_process_dead(pid: int, metrics_dir: str) -> None:
+    """Drop a dead child's live gauges (its open sockets) from the summed metrics."""
+    # Imported here: the parent imports prometheus_client only once the directory is set.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, metrics_dir)
+
 
 MANAGE_PY = Path(__file__).resolve().parent.parent / "manage.py"
 POLL_SECONDS = 0.2
@@ -33,6 +50,8 @@ MAX_RESTART_DELAY_SECONDS = 30.0
 # The parent is gone within 10 s of SIGTERM: children still running after this are killed.
 STOP_SECONDS = 9.0
 PR_SET_PDEATHSIG = 1
+# Where prometheus_client's multiprocess mode keeps each process's values.
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -83,6 +102,7 @@ class WebProcesses:
         self.children = [Child(slot) for slot in range(count)]
         self.stopping = False
         self.preexec = die_with_parent_hook(os.getpid())
+        self.metrics_dir = ""
 
     def run(self) -> None:
         """Serve until SIGTERM or SIGINT, then stop the children and return."""
@@ -90,6 +110,9 @@ class WebProcesses:
         signal.signal(signal.SIGINT, self._on_signal)
         host, port = self.sock.getsockname()[:2]
         logger.info("Listening on %s:%d with %d web processes", host, port, len(self.children))
+        # Before the first child starts: they read it when they import prometheus_client.
+        self.metrics_dir = tempfile.mkdtemp(prefix="chat-web-metrics-", dir=os.environ.get(MULTIPROC_DIR) or None)
+        os.environ[MULTIPROC_DIR] = self.metrics_dir
         try:
             while not self.stopping:
                 self._tend()
@@ -97,6 +120,7 @@ class WebProcesses:
         finally:
             self._stop_children()
             self.sock.close()
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         # Only a flag: a child may be half-started right now; the loop forwards the signal.
@@ -122,6 +146,8 @@ class WebProcesses:
                     ran,
                     delay,
                 )
+                # Its open sockets no longer count; its counters still do.
+                mark_process_dead(child.popen.pid, self.metrics_dir)
                 child.popen = None
                 child.restart_at = now + delay
             if now >= child.restart_at:

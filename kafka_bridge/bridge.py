@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from confluent_kafka import Producer
 from django.conf import settings
 
+from .bridge_http import BridgeHttp
 from .clients import client_id, producer_config, set_process_role
 from .loop import TopicLoop
 from .registry import LoopSpec
@@ -44,8 +45,6 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
         loop.add_signal_handler(sig, stopping.set)
 
     set_process_role("bridge")
-    if relay:
-        process_relay().start()
     dead_letters = Producer({**producer_config(), "client.id": client_id("dead-letters")})
     group = group_id or settings.KAFKA_CONSUMER_GROUP
     specs = [registered_loops()[name] for name in dict.fromkeys(loop_names)]
@@ -61,10 +60,16 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
         for spec in specs
     ]
     logger.info("Bridge running %d loops: %s", len(specs), describe_loops(specs, group))
+    http = BridgeHttp(loops, max_poll_gap=settings.BRIDGE_READY_POLL_SECONDS)
+    host, port = await http.start(settings.BRIDGE_HTTP_HOST, settings.BRIDGE_HTTP_PORT)
+    logger.info("Bridge HTTP endpoint on http://%s:%d (/metrics, /healthz, /readyz)", host, port)
+    if relay:
+        process_relay().start()
     try:
         await asyncio.gather(*(t.run(stopping) for t in loops))
     finally:
         stopping.set()
+        await http.close()
         if relay:
             await asyncio.to_thread(process_relay().stop)
         await asyncio.to_thread(dead_letters.flush, 5)

@@ -13,6 +13,7 @@ from django.conf import settings
 from core.logs import process_role
 from core.logs import set_process_role as set_process_role  # the entry points name their role here
 
+from .metrics import producer_error
 from .origin import OWN_HEADERS
 from .payloads import Payload
 from .topics import Topic
@@ -115,6 +116,7 @@ def relay_producer() -> Producer:
 
 def _log_ephemeral_delivery(err: KafkaError | None, msg: Message) -> None:
     if err is not None:
+        producer_error()
         logger.warning("Dropped an ephemeral %s record: %s", msg.topic(), err)
     else:
         logger.debug("Ephemeral record at %s[%s]@%s", msg.topic(), msg.partition(), msg.offset())

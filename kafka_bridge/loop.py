@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from . import metrics
 from .clients import client_id, consumer_config
 from .origin import produced_here
 from .payloads import Payload, PayloadError, Unprocessable
@@ -149,6 +150,11 @@ class TopicLoop(Generic[P]):
         self.group_id = group_id
         self.retry = retry or RetryPolicy()
         self.stats = LoopStats()
+        # For readiness (bridge_http.py): when the last poll returned, and the
+        # partitions the group gave this consumer (set by its rebalance callbacks).
+        self.last_poll: float | None = None
+        self.assignment: set[tuple[str, int]] = set()
+        self.stopped = False
         # The next offset to consume, per partition, of everything handled so far.
         self._finished: dict[tuple[str, int], int] = {}
         # One thread owns the consumer: librdkafka calls must not run on the event loop.
@@ -160,16 +166,31 @@ class TopicLoop(Generic[P]):
     async def run(self, stopping: asyncio.Event) -> None:
         """Poll, handle and commit until asked to stop; always close the consumer."""
         config = consumer_config(self.group_id)
+        lag = metrics.LagFromStatistics(config["group.id"], self.topic.name)
         consumer = Consumer(
-            {**config, "client.id": client_id(self.name), "error_cb": self._log_error, "on_commit": self._on_commit}
+            {
+                **config,
+                "client.id": client_id(self.name),
+                "error_cb": self._log_error,
+                "on_commit": self._on_commit,
+                "statistics.interval.ms": metrics.STATISTICS_INTERVAL_MS,
+                "stats_cb": lag,
+            }
         )
-        await self._call(consumer.subscribe, [self.topic.name])
+        await self._call(
+            lambda: consumer.subscribe(
+                [self.topic.name], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+            )
+        )
         logger.info("Consuming %s as group %s", self.topic.name, config["group.id"])
         try:
             while not stopping.is_set():
                 messages = await self._call(self._fetch, consumer)
+                self.last_poll = time.monotonic()
                 await self._handle_batch(consumer, messages, stopping)
         finally:
+            self.stopped = True
+            lag.forget()
             # The commits on the way were sent without waiting; the last one waits for the broker.
             assigned = {(tp.topic, tp.partition) for tp in await self._call(consumer.assignment)}
             if last := {tp: offset for tp, offset in self._finished.items() if tp in assigned}:
@@ -177,6 +198,25 @@ class TopicLoop(Generic[P]):
             await self._call(consumer.close)
             self._executor.shutdown(wait=False)
             logger.info("Stopped consuming %s as group %s (%s)", self.topic.name, self.group_id, self.stats)
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Rebalance callbacks run inside consume(), on the consumer's thread.
+        self.assignment |= {(tp.topic, tp.partition) for tp in partitions}
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assignment -= {(tp.topic, tp.partition) for tp in partitions}
+
+    def readiness(self, now: float, max_poll_gap: float) -> str | None:
+        """Return why this loop is not ready (no recent poll, no partitions), or None when it is."""
+        if self.stopped:
+            return "stopped"
+        if self.last_poll is None:
+            return "has not polled yet"
+        if now - self.last_poll > max_poll_gap:
+            return f"has not polled for {now - self.last_poll:.0f}s"
+        if not self.assignment:
+            return "holds no partition (not joined, or more consumers than partitions)"
+        return None
 
     @staticmethod
     def _fetch(consumer: Consumer) -> list[Message]:
@@ -291,6 +331,7 @@ class TopicLoop(Generic[P]):
                 items.append((self.topic.payload.decode(msg.value()), RecordInfo.of(msg)))
             except PayloadError:
                 return False  # one by one: it goes to the dead-letter topic, the rest after it
+        started = time.perf_counter()
         try:
             await self.batch_handler(items)
         except Exception as exc:
@@ -304,28 +345,34 @@ class TopicLoop(Generic[P]):
             )
             return False
         self.stats.processed += len(items)
+        metrics.record_handled(self.name, self.topic.name, time.perf_counter() - started, len(items))
         return True
 
     async def _process(self, msg: Message, stopping: asyncio.Event) -> None:
         info = RecordInfo.of(msg)
+        started = time.perf_counter()
         try:
             payload = self.topic.payload.decode(msg.value())
         except PayloadError as exc:
             await self._dead_letter(msg, exc)
+            metrics.record_dead_lettered(self.name, self.topic.name, time.perf_counter() - started)
             return
         attempt = 1
         while True:
             try:
                 await self.handler(payload, info)
                 self.stats.processed += 1
+                metrics.record_handled(self.name, self.topic.name, time.perf_counter() - started)
                 return
             except Unprocessable as exc:
                 # Retrying cannot help: the reason is in the record itself.
                 await self._dead_letter(msg, exc)
+                metrics.record_dead_lettered(self.name, self.topic.name, time.perf_counter() - started)
                 return
             except Exception as exc:
                 if attempt >= self.retry.attempts:
                     await self._dead_letter(msg, exc, payload)
+                    metrics.record_dead_lettered(self.name, self.topic.name, time.perf_counter() - started)
                     return
                 delay = self.retry.delay(attempt)
                 logger.warning(
@@ -339,6 +386,7 @@ class TopicLoop(Generic[P]):
                     extra=log_fields(msg, payload),
                 )
                 self.stats.retries += 1
+                metrics.record_retried(self.name, self.topic.name)
                 attempt += 1
                 try:
                     await asyncio.wait_for(stopping.wait(), delay)
@@ -369,13 +417,14 @@ class TopicLoop(Generic[P]):
         ]
         outcome: list[KafkaError | None] = []
 
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            outcome.append(err)
+            if err is not None:
+                metrics.producer_error()
+
         def produce_and_flush() -> None:
             self.dead_letter_producer.produce(
-                self.topic.dead_letter,
-                key=msg.key(),
-                value=msg.value(),
-                headers=headers,
-                on_delivery=lambda err, _m: outcome.append(err),
+                self.topic.dead_letter, key=msg.key(), value=msg.value(), headers=headers, on_delivery=delivered
             )
             self.dead_letter_producer.flush(DEAD_LETTER_FLUSH_SECONDS)
 

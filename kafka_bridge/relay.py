@@ -55,6 +55,7 @@ from django.utils import timezone
 from core.logs import set_thread_role
 
 from .clients import relay_producer
+from .metrics import producer_error
 from .models import OutboxRecord
 from .origin import OWN_HEADERS
 
@@ -215,6 +216,7 @@ class OutboxRelay:
         if err is None:
             self._acked.append(record_id)
             return
+        producer_error()
         if err.fatal():
             self._fatal = str(err)
         logger.warning(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -22,6 +23,7 @@ from core.errors import DomainError, error_frame
 from core.parsing import BAD_TEXT_DETAIL, has_bad_text, json_may_hold_bad_text
 
 from . import checks, pending, presence, ratelimit, services
+from .metrics import SEND_ACK_SECONDS, WS_CONNECTIONS
 from .realtime import user_group
 from .sending import receipt_queue, send_queue
 from .wire import message_wire
@@ -73,6 +75,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     typing_on: set[str]
     in_flight: set[asyncio.Task[None]]
     confirming: set[asyncio.Task[None]]
+    # Whether this socket is counted in chat_ws_connections.
+    counted = False
 
     ### Connection ###
 
@@ -94,9 +98,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.in_flight = set()
         self.confirming = set()
         await self.accept()
+        WS_CONNECTIONS.inc()
+        self.counted = True
 
     async def disconnect(self, code: int) -> None:
         """Leave the user's group and stop any typing indicator this socket left on."""
+        if self.counted:
+            WS_CONNECTIONS.dec()
+            self.counted = False
         if not hasattr(self, "user"):
             return
         for task in self.in_flight:
@@ -141,6 +150,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(error_frame("server_error", "Internal error; it has been logged.", request_id))
 
     async def on_message_send(self, frame: dict[str, Any], request_id: Any) -> None:
+        arrived = time.perf_counter()
         await ratelimit.send_check(self.user.pk)
         conversation_id = checks.check_conversation_id(frame.get("conversationId"))
         draft = checks.check_message(
@@ -151,7 +161,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         # Stored in the order sent (with other sends to the conversation); this socket's
         # next frames are read meanwhile.
-        await self._under_way(self._ack_when_stored(send_queue().submit(conversation_id, draft), request_id))
+        await self._under_way(self._ack_when_stored(send_queue().submit(conversation_id, draft), request_id, arrived))
 
     async def _under_way(self, request: Coroutine[Any, Any, None], *, confirmation: bool = False) -> None:
         """Run a request without holding up this socket's next frames (up to MAX_IN_FLIGHT at once).
@@ -168,7 +178,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(self.in_flight) >= MAX_IN_FLIGHT:
             await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
 
-    async def _ack_when_stored(self, stored: asyncio.Future[services.SendOutcome], request_id: Any) -> None:
+    async def _ack_when_stored(
+        self, stored: asyncio.Future[services.SendOutcome], request_id: Any, arrived: float
+    ) -> None:
         try:
             outcome = await stored
             if isinstance(outcome, DomainError):
@@ -182,6 +194,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "message": message_wire(message),
                 }
             )
+            SEND_ACK_SECONDS.observe(time.perf_counter() - arrived)
         except Exception as exc:
             await self._send_error(exc, request_id)
 

@@ -39,6 +39,7 @@ from .checks import (
     check_up_to_seq,
 )
 from .events import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS, TYPING_EVENTS, MessageStatusEvent, TypingEvent
+from .metrics import MESSAGES_SENT
 from .models import Conversation, Message, MessageStatus, Participant, Receipt
 from .wire import chat_message_event
 
@@ -148,6 +149,8 @@ def messages_store(*, conversation_id: uuid.UUID, drafts: list[Draft]) -> list[S
             # A repeat of a stored clientMessageId is in the batch (the rollback
             # gave the seqs back): store one by one, so that only it is answered with its original.
             stored = [_store_one(conversation_id, d) for d in members_drafts]
+    if created := sum(1 for o in stored if isinstance(o, tuple) and o[1]):
+        MESSAGES_SENT.inc(created)
     results = iter(stored)
     return [o if o is not None else next(results) for o in outcomes]
 

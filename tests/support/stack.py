@@ -9,6 +9,7 @@ logging to a file so that a failing test can show what the server saw.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,6 +31,8 @@ COORDINATOR_WARMING_UP = (
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
     KafkaError.COORDINATOR_NOT_AVAILABLE,
 )
+# The line a bridge logs with the address of its HTTP endpoint.
+BRIDGE_HTTP_LINE = re.compile(r"Bridge HTTP endpoint on (http://\S+) ")
 LOG_DIR = Path(os.environ.get("TEST_LOG_DIR", ROOT / ".run" / "test" / "logs"))
 
 
@@ -143,6 +146,10 @@ class Proc:
     name: str
     popen: subprocess.Popen
     log_path: Path
+    # Where this process's log starts in its file (the file may hold earlier runs).
+    log_start: int = 0
+    # A bridge's own HTTP endpoint (/metrics, /healthz, /readyz), e.g. http://127.0.0.1:40123.
+    http: str = ""
 
     @property
     def alive(self) -> bool:
@@ -165,6 +172,12 @@ class Proc:
         if self.alive:
             self.popen.kill()
             self.popen.wait()
+
+    def log(self) -> str:
+        """Return what this process logged (not earlier runs' lines in the same file)."""
+        with self.log_path.open("rb") as handle:
+            handle.seek(self.log_start)
+            return handle.read().decode(errors="replace")
 
     def log_tail(self, lines: int = 60) -> str:
         try:
@@ -223,33 +236,49 @@ class Stack:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
-    def _spawn(self, name: str, argv: list[str]) -> Proc:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         log_path = LOG_DIR / f"{self.name}-{name}.log"
         log = log_path.open("ab")
-        popen = subprocess.Popen(argv, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
-        proc = Proc(name, popen, log_path)
+        start = log.tell()
+        popen = subprocess.Popen(
+            argv, cwd=ROOT, env={**self.env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+        )
+        proc = Proc(name, popen, log_path, log_start=start)
         self.procs.append(proc)
         return proc
 
-    def start_web(self, port: int | None = None, processes: int = 1) -> tuple[Proc, str]:
+    def start_web(
+        self, port: int | None = None, processes: int = 1, host: str = "127.0.0.1", env: dict[str, str] | None = None
+    ) -> tuple[Proc, str]:
         """Start daphne (`processes` of them on one port) and wait until /readyz answers 200.
 
-        Return the process (the parent when there are several) and its base URL.
+        Return the process (the parent when there are several) and its base URL (on 127.0.0.1).
         """
         port = port or free_port()
         proc = self._spawn(
             f"web-{port}",
-            [sys.executable, "manage.py", "serve", "--port", str(port), "--processes", str(processes)],
+            [sys.executable, "manage.py", "serve", "--host", host, "--port", str(port), "--processes", str(processes)],
+            env,
         )
         base = f"http://127.0.0.1:{port}"
         self._wait(proc, lambda: requests.get(f"{base}/readyz", timeout=5).status_code == 200)
         return proc, base
 
-    def start_bridge(self, *args: str) -> Proc:
-        """Start run_kafka_bridge and wait until its consumers have joined the group."""
-        proc = self._spawn(f"bridge-{len(self.procs)}", [sys.executable, "manage.py", "run_kafka_bridge", *args])
-        self._wait(proc, lambda: proc.log_path.read_text(errors="replace").count("Consuming ") >= 1)
+    def start_bridge(self, *args: str, env: dict[str, str] | None = None) -> Proc:
+        """Start run_kafka_bridge and wait until its consumers have joined the group.
+
+        Each bridge's HTTP endpoint takes a free port (many run at once); `proc.http` is its address.
+        """
+        proc = self._spawn(
+            f"bridge-{len(self.procs)}",
+            [sys.executable, "manage.py", "run_kafka_bridge", *args],
+            {"BRIDGE_HTTP_PORT": "0", **(env or {})},
+        )
+        self._wait(proc, lambda: "Consuming " in proc.log() and BRIDGE_HTTP_LINE.search(proc.log()))
+        match = BRIDGE_HTTP_LINE.search(proc.log())
+        assert match is not None
+        proc.http = match.group(1)
         return proc
 
     def _wait(self, proc: Proc, ready: object, timeout: float = 60.0) -> None:

@@ -1,7 +1,7 @@
 import asyncio
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kafka_bridge.bridge import run_bridge
 from kafka_bridge.registry import loops
@@ -23,4 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-relay", action="store_true", help="Do not relay the outbox from this process.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        asyncio.run(run_bridge(options["loops"], group_id=options["group"], relay=not options["no_relay"]))
+        try:
+            asyncio.run(run_bridge(options["loops"], group_id=options["group"], relay=not options["no_relay"]))
+        except OSError as exc:  # its HTTP endpoint's address is taken
+            raise CommandError(str(exc)) from exc

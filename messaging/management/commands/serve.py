@@ -16,7 +16,7 @@ from twisted.internet import defer, reactor, task
 from twisted.python.failure import Failure
 
 from chat_project.process_tuning import raise_open_file_limit, tune_loaded_server
-from chat_project.web_processes import WebProcesses, listen
+from chat_project.web_processes import MULTIPROC_DIR, WebProcesses, listen
 from core.logs import log_access, set_process_role
 
 logger = logging.getLogger(__name__)
@@ -283,6 +283,8 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot listen on {options['host']}:{options['port']}: {exc}") from exc
         if processes == 1:
+            # Its own registry holds every number (see chat_project/metrics.py); no files to sum.
+            os.environ.pop(MULTIPROC_DIR, None)
             # On our socket, not one daphne binds: daphne's accept backlog is 50, and a
             # reconnect storm overflows it (clients then wait seconds to retry their SYN).
             serve(["--fd", str(sock.detach())])

@@ -1,0 +1,132 @@
+"""The Prometheus metrics of the Kafka side: the bridge's loops, the producers, the outbox.
+
+Every metric of this package is defined here, once. The loops and the relay
+only increment counters and observe histograms (no lock of ours, no round
+trip); what needs a query or the broker's numbers is read when scraped
+(`OutboxDepthCollector`) or arrives with librdkafka's statistics
+(`LagFromStatistics`). The bridge serves them on its own HTTP endpoint
+(bridge_http.py), the web processes on `/metrics`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+# The outcomes of a consumed record.
+HANDLED = "handled"
+RETRIED = "retried"  # one failed attempt that is tried again
+DEAD_LETTERED = "dead_lettered"
+
+# How often librdkafka reports a consumer's statistics (and so its lag).
+STATISTICS_INTERVAL_MS = 5_000
+
+RECORDS = Counter(
+    "kafka_bridge_records",
+    "Records the bridge's loops consumed, by outcome (handled, retried: a failed attempt tried again, dead_lettered).",
+    ["loop", "topic", "outcome"],
+)
+HANDLE_SECONDS = Histogram(
+    "kafka_bridge_handle_seconds",
+    "Seconds from the start of handling a record to its end (handled or dead-lettered, retries included; "
+    "a record handled with others of its key counts their common time).",
+    ["loop", "topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+CONSUMER_LAG = Gauge(
+    "kafka_consumer_lag",
+    "Records of a partition after the group's committed offset (high watermark minus committed offset), "
+    "for the partitions this bridge holds; from librdkafka's statistics, every few seconds.",
+    ["group", "topic", "partition"],
+    multiprocess_mode="liveall",
+)
+PRODUCER_ERRORS = Counter(
+    "kafka_producer_errors",
+    "Records a producer reported not delivered (outbox relay, typing events, dead letters).",
+)
+
+
+def record_handled(loop: str, topic: str, seconds: float, count: int = 1) -> None:
+    """Count records handled by one handler call that took `seconds`."""
+    RECORDS.labels(loop, topic, HANDLED).inc(count)
+    histogram = HANDLE_SECONDS.labels(loop, topic)
+    for _ in range(count):
+        histogram.observe(seconds)
+
+
+def record_retried(loop: str, topic: str) -> None:
+    """Count a failed attempt at a record that will be tried again."""
+    RECORDS.labels(loop, topic, RETRIED).inc()
+
+
+def record_dead_lettered(loop: str, topic: str, seconds: float) -> None:
+    """Count a record parked in the dead-letter topic after `seconds` of trying."""
+    RECORDS.labels(loop, topic, DEAD_LETTERED).inc()
+    HANDLE_SECONDS.labels(loop, topic).observe(seconds)
+
+
+def producer_error() -> None:
+    """Count a record a producer reported not delivered."""
+    PRODUCER_ERRORS.inc()
+
+
+class LagFromStatistics:
+    """A consumer's `stats_cb`: sets kafka_consumer_lag for the partitions it holds.
+
+    librdkafka computes each partition's `consumer_lag` from the committed
+    offset and the high watermark (the last stable offset under
+    read_committed, the same without transactions); -1 where it does not know
+    both, and then the partition is left out. A partition the consumer no
+    longer holds is removed, so another bridge's number is not shadowed.
+    """
+
+    def __init__(self, group: str, topic: str) -> None:
+        self.group = group
+        self.topic = topic
+        self._shown: set[str] = set()
+
+    def __call__(self, stats_json: str) -> None:
+        try:
+            partitions = json.loads(stats_json).get("topics", {}).get(self.topic, {}).get("partitions", {})
+        except (ValueError, AttributeError):
+            logger.warning("Unreadable statistics from the consumer of %s", self.topic)
+            return
+        shown = set()
+        for partition, figures in partitions.items():
+            lag = figures.get("consumer_lag", -1)
+            # "-1" is librdkafka's internal unassigned partition.
+            if partition == "-1" or not isinstance(lag, int) or lag < 0:
+                continue
+            CONSUMER_LAG.labels(self.group, self.topic, partition).set(lag)
+            shown.add(partition)
+        for partition in self._shown - shown:
+            self.forget(partition)
+        self._shown = shown
+
+    def forget(self, partition: str | None = None) -> None:
+        """Remove the lag of a partition (all of this consumer's when None) from the metrics."""
+        for name in [partition] if partition is not None else list(self._shown):
+            with contextlib.suppress(KeyError):  # never shown
+                CONSUMER_LAG.remove(self.group, self.topic, name)
+            self._shown.discard(name)
+
+
+class OutboxDepthCollector(Collector):
+    """chat_outbox_records: outbox records waiting for the broker, counted when scraped (one query)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from .status import outbox_depth  # imported here: the status module pulls in the admin client
+
+        yield GaugeMetricFamily(
+            "chat_outbox_records",
+            "Outbox records not yet acknowledged by the broker (committed, waiting for Kafka).",
+            value=outbox_depth(),
+        )

@@ -1,0 +1,56 @@
+"""The bridge's /readyz follows the broker: 503 once its loops lose their partitions, 200 once they are back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+import requests
+
+from tests.support.stack import Stack
+
+from .test_faults import kafka
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+
+def readyz(bridge_http: str) -> tuple[int, dict]:
+    answer = requests.get(f"{bridge_http}/readyz", timeout=10)
+    return answer.status_code, answer.json()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} after {timeout}s")
+        time.sleep(0.5)
+
+
+def test_bridge_readyz_goes_503_when_the_broker_is_gone_and_200_when_it_is_back(fault_stack: Stack):
+    bridge = fault_stack.start_bridge()
+    wait_until(lambda: readyz(bridge.http)[0] == 200, 60, "the bridge never became ready")  # positive control
+    loops = set(readyz(bridge.http)[1]["loops"])
+    assert loops == {
+        "chat-messages",
+        "message-status-events",
+        "typing-events",
+        "notifications",
+        "offline-notifications",
+    }
+    try:
+        kafka("stop")
+        # The loops still poll (librdkafka answers without a broker); their groups'
+        # sessions expire after session.timeout.ms and the partitions are taken back.
+        wait_until(lambda: readyz(bridge.http)[0] == 503, 90, "/readyz stayed 200 with the broker gone")
+        status, body = readyz(bridge.http)
+        assert status == 503 and body["status"] == "unavailable"
+        assert all(reason.startswith("holds no partition") for reason in body["failing"].values()), body
+        assert requests.get(f"{bridge.http}/healthz", timeout=10).status_code == 200  # alive all the same
+    finally:
+        kafka("start")
+    wait_until(lambda: readyz(bridge.http)[0] == 200, 120, "/readyz did not come back with the broker")
+    bridge.kill()
+    with pytest.raises(requests.ConnectionError):  # a dead bridge answers nothing: a probe sees it at once
+        requests.get(f"{bridge.http}/readyz", timeout=10)

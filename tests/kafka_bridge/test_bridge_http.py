@@ -1,0 +1,103 @@
+"""The bridge's HTTP endpoint and readiness, and the lag it reads from librdkafka's statistics.
+
+The real path (a running bridge, a stuck loop, the scrape after traffic) is in
+tests/integration/test_metrics.py; these pin the rules themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from prometheus_client import REGISTRY
+
+from kafka_bridge.bridge_http import BridgeHttp
+from kafka_bridge.loop import TopicLoop
+from kafka_bridge.metrics import LagFromStatistics
+from messaging.events import CHAT_MESSAGES
+
+
+async def ignore(_payload, _info) -> None:
+    return None
+
+
+def a_loop(name: str = "chat-messages") -> TopicLoop:
+    return TopicLoop(CHAT_MESSAGES, ignore, dead_letter_producer=None, name=name)  # type: ignore[arg-type]
+
+
+def test_a_loop_is_ready_only_while_it_polls_and_holds_partitions():
+    loop = a_loop()
+    now = time.monotonic()
+    assert loop.readiness(now, 30) == "has not polled yet"
+    loop.last_poll = now - 1
+    assert loop.readiness(now, 30).startswith("holds no partition")
+    loop.assignment = {("chat-messages", 0)}
+    assert loop.readiness(now, 30) is None  # ready
+    assert loop.readiness(now + 45, 30) == "has not polled for 46s"
+    loop.stopped = True
+    assert loop.readiness(now, 30) == "stopped"
+
+
+async def request(port: int, raw: bytes) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+async def test_the_endpoint_answers_health_readiness_metrics_and_refuses_the_rest():
+    ready, stuck = a_loop("chat-messages"), a_loop("typing-events")
+    for loop in (ready, stuck):
+        loop.last_poll, loop.assignment = time.monotonic(), {("chat-messages", 0), ("chat-messages", 1)}
+    http = BridgeHttp([ready, stuck], max_poll_gap=30)
+    _host, port = await http.start("127.0.0.1", 0)
+    try:
+        assert await request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") == (200, b'{"status": "ok"}')
+        status, body = await request(port, b"GET /readyz HTTP/1.1\r\n\r\n")
+        assert (status, json.loads(body)) == (200, {"status": "ok", "loops": {"chat-messages": 2, "typing-events": 2}})
+        stuck.last_poll = time.monotonic() - 31
+        status, body = await request(port, b"GET /readyz?verbose=1 HTTP/1.1\r\n\r\n")
+        assert status == 503
+        assert json.loads(body) == {"status": "unavailable", "failing": {"typing-events": "has not polled for 31s"}}
+
+        status, body = await request(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+        assert status == 200 and b"# TYPE kafka_bridge_records_total counter" in body
+        assert await request(port, b"HEAD /metrics HTTP/1.1\r\n\r\n") == (200, b"")
+
+        status, body = await request(port, b"GET /admin HTTP/1.1\r\n\r\n")
+        assert (status, json.loads(body)) == (404, {"code": "not_found", "detail": "Not found."})
+        status, body = await request(port, b"POST /readyz HTTP/1.1\r\n\r\n")
+        assert status == 405 and json.loads(body)["code"] == "method_not_allowed"
+        status, body = await request(port, b"nonsense\r\n\r\n")
+        assert (status, json.loads(body)) == (400, {"code": "bad_request", "detail": "Bad request."})
+    finally:
+        await http.close()
+
+
+def lag(group: str, partition: str) -> float | None:
+    labels = {"group": group, "topic": "chat-messages", "partition": partition}
+    return REGISTRY.get_sample_value("kafka_consumer_lag", labels)
+
+
+def statistics(partitions: dict[str, int]) -> str:
+    return json.dumps(
+        {"topics": {"chat-messages": {"partitions": {p: {"consumer_lag": v} for p, v in partitions.items()}}}}
+    )
+
+
+def test_lag_comes_from_the_statistics_for_the_partitions_held():
+    callback = LagFromStatistics("lag-group", "chat-messages")
+    callback(statistics({"0": 4, "1": 0, "2": -1, "-1": 7}))
+    assert (lag("lag-group", "0"), lag("lag-group", "1")) == (4, 0)
+    assert lag("lag-group", "2") is None  # librdkafka does not know it yet
+    assert lag("lag-group", "-1") is None  # its internal unassigned partition
+    callback(statistics({"1": 3}))  # partition 0 went to another bridge
+    assert (lag("lag-group", "0"), lag("lag-group", "1")) == (None, 3)
+    callback("not json")  # logged, nothing changes
+    assert lag("lag-group", "1") == 3
+    callback.forget()
+    assert lag("lag-group", "1") is None
