@@ -87,6 +87,8 @@ INSTALLED_APPS = [
     "users",
     "messaging",
     "notifications",
+    # The wiring on top: its commands (serve) and templates.
+    "chat_project",
 ]
 
 MIDDLEWARE = [

@@ -33,7 +33,7 @@ urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
     path("metrics", metrics.metrics),
-    path("api/", ApiIndexView.as_view(), name="api-index"),
+    path("api/", ApiIndexView.as_view(patterns=api), name="api-index"),
     path("api/", include(api)),
 ]
 

@@ -229,7 +229,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _wait_for_room(self) -> None:
         # A batch can be larger than the server's cap on unsent bytes (1013 for a
         # client that does not read): send it at the pace the client reads. The
-        # server (commands/serve.py) offers the wait as a scope extension.
+        # server (chat_project/management/commands/serve.py) offers the wait as a scope extension.
         wait = self.scope.get("extensions", {}).get("chat.outgoing", {}).get("wait_for_room")
         if wait is not None:
             await wait()
