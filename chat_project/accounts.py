@@ -1,4 +1,4 @@
-"""REST endpoints of accounts: register, obtain a token, who am I."""
+"""REST endpoints of accounts: register, obtain a token (who am I: users.api)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import request_user, validated
+from core.api import validated
 from core.errors import ValidationFailed
 
 User = get_user_model()
@@ -78,10 +78,3 @@ class TokenView(APIView):
             raise ValidationFailed("Unable to log in with these credentials.")
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
-
-
-class MeView(APIView):
-    @extend_schema(responses=UserOut)
-    def get(self, request: Request) -> Response:
-        """Return the user the token or session belongs to."""
-        return Response(user_wire(request_user(request)))

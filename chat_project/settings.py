@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "kafka_bridge",
+    "users",
     "messaging",
     "notifications",
 ]
