@@ -121,7 +121,9 @@ class ConversationListView(APIView):
             component_name="ConversationList",
             serializers=[ConversationPageOut, ConversationOut(many=True)],
             resource_type_field_name=None,
+            many=False,
         ),
+        operation_id="conversations_list",
     )
     def get(self, request: Request) -> Response:
         """List the user's conversations by last activity, newest first: a page `{results, next}` with `cursor`.

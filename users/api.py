@@ -64,6 +64,7 @@ class UserListView(APIView):
             OpenApiParameter("limit", int, description=f"1 to {SEARCH_MAX_LIMIT}, default {SEARCH_DEFAULT_LIMIT}."),
         ],
         responses=UserListOut,
+        operation_id="users_list",
     )
     def get(self, request: Request) -> Response:
         """Find active users whose username or display name starts with `search` (any case)."""
