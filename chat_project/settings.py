@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "users",
     "messaging",
     "notifications",
+    "webclient",
 ]
 
 MIDDLEWARE = [

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from messaging import api as messaging_api
 from notifications import api as notifications_api
 from users import api as users_api
+from webclient import views as webclient_views
 
 from . import accounts, health, operations
 from .api_index import ApiIndexView
@@ -30,6 +31,7 @@ api = [
 ]
 
 urlpatterns = [
+    path("", webclient_views.index, name="webclient"),
     *operations.admin_urls(),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),
