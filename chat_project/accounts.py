@@ -1,4 +1,4 @@
-"""REST endpoints of accounts: register, obtain a token, who am I."""
+"""REST endpoints of accounts: register, obtain a token (who am I: users.api)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import request_user, validated
+from core.api import validated
 from core.errors import ValidationFailed
 from core.parsing import iso_utc
 from core.ratelimit import client_address
@@ -88,10 +88,3 @@ class TokenView(APIView):
         login_attempt_succeeded(**attempt)
         token = token_issue(user=user)
         return Response({"token": token.key, "expiresAt": iso_utc(token_expires_at(token))})
-
-
-class MeView(APIView):
-    @extend_schema(responses=UserOut)
-    def get(self, request: Request) -> Response:
-        """Return the user the token or session belongs to."""
-        return Response(user_wire(request_user(request)))

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "users",
     "messaging",
     "notifications",
+    "webclient",
     # The wiring on top: its commands (serve) and templates.
     "chat_project",
 ]

@@ -4,7 +4,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from messaging import api as messaging_api
 from notifications import api as notifications_api
+from users import api as users_api
 from users.throttles import admin_login
+from webclient import views as webclient_views
 
 from . import accounts, health, metrics, operations
 from .api_index import ApiIndexView
@@ -12,7 +14,11 @@ from .api_index import ApiIndexView
 api = [
     path("auth/register/", accounts.RegisterView.as_view()),
     path("auth/token/", accounts.TokenView.as_view()),
-    path("users/me/", accounts.MeView.as_view()),
+    path("auth/session/", users_api.SessionLoginView.as_view()),
+    path("auth/logout/", users_api.LogoutView.as_view()),
+    path("users/", users_api.UserListView.as_view()),
+    path("users/me/", users_api.MeView.as_view()),
+    path("users/<str:user_id>/", users_api.UserDetailView.as_view()),
     path("conversations/", messaging_api.ConversationListView.as_view()),
     path("conversations/<str:conversation_id>/", messaging_api.ConversationDetailView.as_view()),
     path("conversations/<str:conversation_id>/messages/", messaging_api.MessageListView.as_view()),
@@ -28,6 +34,7 @@ api = [
 urlpatterns = [
     # Before the admin's own URLs: its login page with the limits on failed logins.
     path("admin/login/", admin_login),
+    path("", webclient_views.index, name="webclient"),
     *operations.admin_urls(),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),

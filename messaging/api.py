@@ -8,7 +8,7 @@ mapped by core.errors.
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +20,8 @@ from core.ratelimit import SharedRateThrottle
 
 from . import selectors, services
 from .limits import (
+    CONVERSATION_PAGE_DEFAULT_LIMIT,
+    CONVERSATION_PAGE_MAX_LIMIT,
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
     MAX_CLIENT_MESSAGE_ID_CHARS,
@@ -43,14 +45,27 @@ class MessageOut(serializers.Serializer):
     status = serializers.ChoiceField(choices=["SENT", "DELIVERED", "READ"])
 
 
+class ParticipantOut(serializers.Serializer):
+    id = serializers.CharField()
+    username = serializers.CharField()
+    displayName = serializers.CharField(allow_blank=True, help_text="Empty when the user set none.")
+    lastReadSeq = serializers.IntegerField(help_text="Everything up to this seq that others sent is read by this user.")
+
+
 class ConversationOut(serializers.Serializer):
     id = serializers.UUIDField()
     kind = serializers.ChoiceField(choices=["direct", "group"])
     title = serializers.CharField(allow_blank=True)
     participantIds = serializers.ListField(child=serializers.CharField())
+    participants = ParticipantOut(many=True)
     lastSeq = serializers.IntegerField()
     lastMessage = MessageOut(allow_null=True)
     unreadCount = serializers.IntegerField()
+
+
+class ConversationPageOut(serializers.Serializer):
+    results = ConversationOut(many=True)
+    next = serializers.CharField(allow_null=True, help_text="The `cursor` of the next page; null on the last.")
 
 
 class MessageListOut(serializers.Serializer):
@@ -88,11 +103,44 @@ class ReadIn(serializers.Serializer):
 
 
 class ConversationListView(APIView):
-    @extend_schema(responses=ConversationOut(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "cursor",
+                str,
+                description="Ask for a page: empty for the first, then the `next` of the page before. "
+                "Without `cursor` and `limit` the answer is the whole list (version 1's shape).",
+            ),
+            OpenApiParameter(
+                "limit",
+                int,
+                description=f"Conversations per page: 1 to {CONVERSATION_PAGE_MAX_LIMIT}, "
+                f"default {CONVERSATION_PAGE_DEFAULT_LIMIT}.",
+            ),
+        ],
+        responses=PolymorphicProxySerializer(
+            component_name="ConversationList",
+            serializers=[ConversationPageOut, ConversationOut(many=True)],
+            resource_type_field_name=None,
+            many=False,
+        ),
+        operation_id="conversations_list",
+    )
     def get(self, request: Request) -> Response:
-        """List the user's conversations, each with its last message and unread count."""
-        conversations = list(selectors.conversations_for_user(request_user(request)))
-        return Response(selectors.conversation_summaries(conversations))
+        """List the user's conversations by last activity, newest first: a page `{results, next}` with `cursor`.
+
+        With `cursor` (empty for the first page) or `limit`, the answer is a
+        page and `next` the cursor of the following one. Without either, it
+        is the whole list as a JSON array, as version 1 answered.
+        """
+        user = request_user(request)
+        params = request.query_params
+        if "cursor" not in params and "limit" not in params:
+            return Response(selectors.conversation_summaries(list(selectors.conversations_by_activity(user))))
+        page, next_cursor = selectors.conversation_page_for_user(
+            user=user, cursor=params.get("cursor"), limit=int_param(request, "limit")
+        )
+        return Response({"results": selectors.conversation_summaries(page), "next": next_cursor})
 
     @extend_schema(request=ConversationCreateIn, responses={200: ConversationOut, 201: ConversationOut})
     def post(self, request: Request) -> Response:

@@ -10,9 +10,11 @@ cannot store what a client could not.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +24,8 @@ from core.errors import ValidationFailed
 from core.parsing import parse_uuid
 
 from .limits import (
+    CONVERSATION_PAGE_DEFAULT_LIMIT,
+    CONVERSATION_PAGE_MAX_LIMIT,
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
     MAX_CLIENT_MESSAGE_ID_CHARS,
@@ -160,3 +164,32 @@ def check_sync_limit(value: Any) -> int:
     if not _is_int(value) or not 1 <= value <= limit:
         raise ValidationFailed({"limit": f"Must be 1 to {limit}."})
     return value
+
+
+def check_conversation_page_limit(value: int | None) -> int:
+    """How many conversations one page holds: 1 to CONVERSATION_PAGE_MAX_LIMIT (default: the _DEFAULT_ one)."""
+    if value is None:
+        return CONVERSATION_PAGE_DEFAULT_LIMIT
+    if not _is_int(value) or not 1 <= value <= CONVERSATION_PAGE_MAX_LIMIT:
+        raise ValidationFailed({"limit": f"Must be 1 to {CONVERSATION_PAGE_MAX_LIMIT}."})
+    return value
+
+
+def check_conversation_cursor(value: Any) -> tuple[datetime, uuid.UUID] | None:
+    """A conversation list cursor (the `next` of the page before): where the next page starts; empty is the first."""
+    if value is None or value == "":
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value.encode("ascii") + b"=" * (-len(value) % 4)).decode("ascii")
+        at, _, conversation_id = raw.partition("|")
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError(at)
+        return moment, uuid.UUID(conversation_id)
+    except (ValueError, UnicodeError, AttributeError):
+        raise ValidationFailed({"cursor": "Not a cursor of this list: use the `next` of the page before."}) from None
+
+
+def conversation_cursor(activity_at: datetime, conversation_id: uuid.UUID) -> str:
+    """Encode where the page after a conversation starts (what check_conversation_cursor reads)."""
+    return base64.urlsafe_b64encode(f"{activity_at.isoformat()}|{conversation_id}".encode()).decode().rstrip("=")

@@ -17,3 +17,6 @@ HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
 # A user id as text: at most the digits of a bigint.
 MAX_USER_ID_CHARS = 20
+# The conversation list, a page at a time (`?cursor=`).
+CONVERSATION_PAGE_DEFAULT_LIMIT = 50
+CONVERSATION_PAGE_MAX_LIMIT = 100

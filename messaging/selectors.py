@@ -16,8 +16,14 @@ from django.utils import timezone
 
 from core.errors import NotFound
 from core.parsing import parse_uuid
+from users.selectors import users_public
 
-from .checks import check_history_limit
+from .checks import (
+    check_conversation_cursor,
+    check_conversation_page_limit,
+    check_history_limit,
+    conversation_cursor,
+)
 from .models import Conversation, Message, Participant, Receipt
 from .wire import message_wire
 
@@ -46,16 +52,54 @@ def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: uuid.U
     return conversation
 
 
+def conversations_by_activity(user: AbstractBaseUser) -> QuerySet[Conversation]:
+    """Return the user's conversations, the latest message (or creation) first, annotated `activity_at`."""
+    last_message_at = Message.objects.filter(conversation=OuterRef("pk"), seq=OuterRef("last_seq")).values(
+        "created_at"
+    )[:1]
+    return (
+        conversations_for_user(user)
+        .annotate(activity_at=Coalesce(Subquery(last_message_at), "created_at"))
+        .order_by("-activity_at", "-pk")
+    )
+
+
+def conversation_page_for_user(
+    *, user: AbstractBaseUser, cursor: str | None, limit: int | None = None
+) -> tuple[list[Conversation], str | None]:
+    """Return a page of the user's conversations by last activity, newest first, and the next page's cursor.
+
+    A conversation that moves up while a client pages may be seen twice or
+    not at all by that walk; clients learn of new activity live anyway.
+    """
+    after = check_conversation_cursor(cursor)
+    limit = check_conversation_page_limit(limit)
+    conversations = conversations_by_activity(user)
+    if after is not None:
+        at, conversation_id = after
+        conversations = conversations.filter(Q(activity_at__lt=at) | Q(activity_at=at, pk__lt=conversation_id))
+    page = list(conversations[: limit + 1])
+    if len(page) <= limit:
+        return page, None
+    last = page[limit - 1]
+    return page[:limit], conversation_cursor(last.activity_at, last.pk)  # type: ignore[attr-defined]
+
+
 def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, Any]]:
-    """Return the contract's Conversation objects, with two queries for the whole list."""
+    """Return the contract's Conversation objects, with three queries for the whole list.
+
+    Each participant carries `lastReadSeq` (an addition to the contract), so
+    that a group's members can see who has read what.
+    """
     ids = [c.pk for c in conversations]
-    members: dict[Any, list[str]] = defaultdict(list)
-    for conversation_id, user_id in (
+    members: dict[Any, list[tuple[str, int]]] = defaultdict(list)
+    for conversation_id, user_id, last_read_seq in (
         Participant.objects.filter(conversation_id__in=ids)
         .order_by("user_id")
-        .values_list("conversation_id", "user_id")
+        .values_list("conversation_id", "user_id", "last_read_seq")
     ):
-        members[conversation_id].append(str(user_id))
+        members[conversation_id].append((str(user_id), last_read_seq))
+    people = users_public(user_id for member_list in members.values() for user_id, _ in member_list)
     last_seqs = Q()
     for c in conversations:
         if c.last_seq:
@@ -66,7 +110,8 @@ def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, 
             "id": str(c.pk),
             "kind": c.kind,
             "title": c.title,
-            "participantIds": members[c.pk],
+            "participantIds": [user_id for user_id, _ in members[c.pk]],
+            "participants": [{**people[user_id], "lastReadSeq": seq} for user_id, seq in members[c.pk]],
             "lastSeq": c.last_seq,
             "lastMessage": message_wire(last_messages[c.pk]) if c.pk in last_messages else None,
             "unreadCount": getattr(c, "unread_count", 0),

@@ -8,6 +8,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! command -v docker-compose >/dev/null; then
   (SERVICE=docker-compose && source scripts/lib.sh && apt_install docker-compose)
 fi
+# tests/browser drive Debian's Chromium: Playwright's own browser download is not used.
+if [[ ! -x /usr/bin/chromium ]]; then
+  (SERVICE=chromium && source scripts/lib.sh && apt_install chromium)
+fi
 source scripts/test-services.sh
 
 .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null

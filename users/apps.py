@@ -15,7 +15,8 @@ class UsersConfig(AppConfig):
 
         for name in RATE_SETTINGS:
             parse_rate(getattr(settings, name))
-        for rate in settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {}).values():
+        rates = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES") or {}
+        for rate in rates.values() if isinstance(rates, dict) else ():
             parse_rate(rate)
 
 

@@ -177,4 +177,5 @@ async def test_conversation_listing_and_detail(make_user):
     detail = carol.api("GET", f"/api/conversations/{group.json()['id']}/").json()
     assert detail["kind"] == "group" and detail["title"] == "trio"
     assert sorted(detail["participantIds"]) == sorted([alice.id, bob.id, carol.id])
-    assert alice.api("GET", "/api/users/me/").json() == {"id": alice.id, "username": alice.username}
+    me = alice.api("GET", "/api/users/me/").json()
+    assert me == {"id": alice.id, "username": alice.username, "displayName": ""}  # version 1.1 adds displayName

@@ -25,7 +25,7 @@ def refuse_case_duplicates(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("auth", "0012_alter_user_first_name_max_length")]
+    dependencies = [("auth", "0012_alter_user_first_name_max_length"), ("users", "0001_initial")]
 
     operations = [
         migrations.RunPython(refuse_case_duplicates, migrations.RunPython.noop),

@@ -1,0 +1,155 @@
+"""A real browser against the real system: Debian's Chromium driven by Playwright.
+
+One stack (daphne, the bridge, PostgreSQL, Redis, Kafka) serves the module;
+each person in a test is a browser context of their own (their own cookies:
+their own session). Every test leaves a screenshot of each page under
+`<run>/screenshots/`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.support.stack import LOG_DIR, Stack, free_port
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+SCREENSHOT_DIR = LOG_DIR.parent / "screenshots"
+# Delivery goes through Kafka and the bridge: allow for a loaded machine.
+LIVE_MS = 20_000
+PASSWORD = "a long password 1"
+
+expect.set_options(timeout=LIVE_MS)
+
+
+@pytest.fixture(scope="module")
+def web_stack() -> Iterator[Stack]:
+    stack = Stack.create("browser")
+    stack.manage("collectstatic", "--noinput")
+    try:
+        stack.start_bridge()
+        stack.port = free_port()  # type: ignore[attr-defined]
+        stack.web, stack.base = stack.start_web(port=stack.port)  # type: ignore[attr-defined]
+        yield stack
+    finally:
+        stack.stop()
+
+
+# Module scope: Playwright's sync API holds an event loop while it runs, and the
+# asyncio tests of other modules need the thread's loop free.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package.")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+class Person:
+    """One user in a browser context of their own."""
+
+    def __init__(self, browser: Browser, base: str, name: str, *, mobile: bool = False) -> None:
+        self.browser = browser
+        self.base = base
+        self.name = name
+        self.username = f"{name}-{uuid.uuid4().hex[:8]}"
+        self.context: BrowserContext | None = None
+        self.page: Page = self.open(mobile=mobile)
+
+    def open(self, *, mobile: bool = False) -> Page:
+        """Open a new browser context (no cookies) on the page."""
+        viewport = {"width": 390, "height": 800} if mobile else {"width": 1100, "height": 760}
+        self.context = self.browser.new_context(viewport=viewport)
+        self.page = self.context.new_page()
+        self.page.goto(self.base + "/")
+        return self.page
+
+    def close(self) -> None:
+        """Close the context: the user's sockets close with it."""
+        if self.context is not None:
+            self.context.close()
+            self.context = None
+
+    def register(self) -> Person:
+        self._credentials()
+        self.page.get_by_role("button", name="Register").click()
+        return self._signed_in()
+
+    def login(self) -> Person:
+        self._credentials()
+        self.page.get_by_role("button", name="Log in").click()
+        return self._signed_in()
+
+    def _credentials(self) -> None:
+        self.page.get_by_label("Username").fill(self.username)
+        self.page.get_by_label("Password").fill(PASSWORD)
+
+    def _signed_in(self) -> Person:
+        expect(self.page.locator("#app-view")).to_be_visible()
+        expect(self.page.locator("#offline-banner")).to_be_hidden()
+        return self
+
+    def set_display_name(self, display_name: str) -> None:
+        self.page.get_by_role("button", name="Profile").click()
+        self.page.get_by_label("Display name (what others see)").fill(display_name)
+        self.page.get_by_role("button", name="Save").click()
+        expect(self.page.locator("#profile-status")).to_have_text("Saved.")
+        expect(self.page.locator("#me-name")).to_have_text(display_name)
+        self.page.get_by_role("button", name="Profile").click()
+
+    def start_chat(self, *people: Person, title: str = "") -> None:
+        """Find each person by their username and start a chat with them."""
+        search = self.page.get_by_label("Start a chat: find people")
+        for person in people:
+            search.fill(person.username[:-2])
+            self.page.locator("#search-results button", has_text=person.username).click()
+        if title:
+            self.page.get_by_label("Group title (optional)").fill(title)
+        self.page.get_by_role("button", name="Start chat").click()
+        expect(self.page.locator("#composer")).to_be_visible()
+
+    def open_chat(self, title: str) -> None:
+        self.page.locator("#conversation-list button", has_text=title).click()
+        expect(self.page.locator("#pane-title")).to_have_text(title)
+
+    def send(self, text: str) -> None:
+        box = self.page.get_by_label("Message", exact=True)
+        box.fill(text)
+        box.press("Enter")
+
+    def messages(self) -> list[str]:
+        return self.page.locator("#messages .message .message-content").all_text_contents()
+
+    def bubble(self, text: str):
+        content = self.page.locator(".message-content", has_text=re.compile(f"^{re.escape(text)}$"))
+        return self.page.locator("#messages .message", has=content)
+
+    def screenshot(self, label: str) -> None:
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOT_DIR / f"{label}-{self.name}.png"))
+
+
+@pytest.fixture
+def people(browser: Browser, web_stack: Stack, request: pytest.FixtureRequest) -> Iterator[callable]:
+    made: list[Person] = []
+
+    def make(name: str, **kwargs: bool) -> Person:
+        person = Person(browser, web_stack.base, name, **kwargs)  # type: ignore[attr-defined]
+        made.append(person)
+        return person
+
+    yield make
+    for person in made:
+        if person.context is not None:
+            try:
+                person.screenshot(request.node.name)
+            finally:
+                person.close()

@@ -1,0 +1,142 @@
+"""The web client in Debian's Chromium, against the real system (daphne, the
+bridge, Kafka, PostgreSQL, Redis): what two or three people see on their pages."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import LIVE_MS
+
+pytestmark = pytest.mark.integration
+
+
+def test_two_people_find_each_other_and_chat_both_ways_with_ticks_and_typing(people):
+    ann, ben = people("ann").register(), people("ben").register()
+    ann.set_display_name("Ann Archer")
+    # Ben is away (no page open) when Ann writes: her message stays SENT.
+    ben.page.goto("about:blank")
+    ann.start_chat(ben)
+    ann.send("Hello Ben")
+    tick = ann.bubble("Hello Ben").locator(".tick")
+    expect(tick).to_have_attribute("data-status", "SENT")
+    # Ben comes back: his page syncs and confirms, Ann sees DELIVERED; not READ while he has not opened it.
+    ben.page.goto(ben.base + "/")
+    item = ben.page.locator("#conversation-list button", has_text="Ann Archer")
+    expect(item.locator(".badge")).to_have_text("1")
+    expect(tick).to_have_attribute("data-status", "DELIVERED")
+    expect(item.locator(".conversation-preview")).to_have_text("Ann Archer: Hello Ben")
+    ben.screenshot("list-with-unread")
+    ben.open_chat("Ann Archer")
+    expect(tick).to_have_attribute("data-status", "READ")
+    expect(item.locator(".badge")).to_have_count(0)
+    # And back, live; Shift+Enter makes a new line, Enter sends.
+    box = ben.page.get_by_label("Message", exact=True)
+    box.type("Hi Ann")
+    expect(ann.page.locator("#typing-indicator")).to_have_text(f"{ben.username} is typing…")
+    expect(ben.page.locator("#typing-indicator")).to_have_text("")  # never shown to the typist
+    box.press("Shift+Enter")
+    box.type("two lines")
+    box.press("Enter")
+    expect(ann.bubble("Hi Ann\ntwo lines")).to_have_count(1)
+    expect(ann.page.locator("#typing-indicator")).to_have_text("", timeout=10_000)  # it expires
+    expect(ben.bubble("Hi Ann\ntwo lines").locator(".tick")).to_have_attribute("data-status", "READ")
+    assert ann.messages() == ["Hello Ben", "Hi Ann\ntwo lines"]
+    assert ben.messages() == ["Hello Ben", "Hi Ann\ntwo lines"]
+    ann.screenshot("direct-chat")
+    ben.screenshot("direct-chat")
+
+
+def test_a_group_of_three_shows_who_has_seen_a_message(people):
+    ann, ben, cat = people("ann").register(), people("ben").register(), people("cat").register()
+    ben.set_display_name("Ben Baker")
+    cat.set_display_name("Cat Cole")
+    ann.start_chat(ben, cat, title="Trio")
+    ann.send("Lunch at noon?")
+    tick = ann.bubble("Lunch at noon?").locator(".tick")
+    expect(tick).to_have_attribute("data-status", "DELIVERED")
+    ben.open_chat("Trio")
+    seen = ann.page.locator("#messages .seen-by")
+    expect(seen).to_have_text("Seen by Ben Baker")
+    expect(tick).to_have_attribute("data-status", "DELIVERED")  # not everyone yet
+    cat.open_chat("Trio")
+    expect(seen).to_have_text("Seen by Ben Baker, Cat Cole")
+    expect(tick).to_have_attribute("data-status", "READ")
+    cat.send("Yes!")
+    expect(ben.bubble("Yes!").locator(".message-sender")).to_have_text("Cat Cole")
+    ann.screenshot("group")
+
+
+def test_twenty_messages_to_an_offline_user_arrive_once_in_order_with_a_notification(people):
+    ann, ben = people("ann").register(), people("ben").register()
+    ann.start_chat(ben)
+    ann.send("before")
+    expect(ben.page.locator("#conversation-list button", has_text=ann.username)).to_be_visible()
+    ben.close()  # offline: his sockets close with the context
+    sent = [f"offline message {i}" for i in range(1, 21)]
+    for text in sent:
+        ann.send(text)
+    expect(ann.page.locator("#messages .message .tick[data-status=SENT]")).to_have_count(20)
+    ben.open()
+    ben.login()
+    bell = ben.page.locator("#bell-count")
+    expect(bell).to_be_visible()
+    ben.open_chat(ann.username)
+    expect(ben.page.locator("#messages .message")).to_have_count(21)
+    assert ben.messages() == ["before", *sent]
+    expect(ann.page.locator("#messages .message .tick[data-status=READ]")).to_have_count(21)
+    # The bell: NEW_MESSAGE notifications were made while Ben was away; marking one read counts down.
+    unread = int(bell.text_content() or "0")
+    assert unread >= 1
+    ben.page.get_by_role("button", name="Notifications").click()
+    notice = ben.page.locator("#notification-list li[data-type=NEW_MESSAGE]").first
+    expect(notice).to_contain_text(ann.username)
+    ben.screenshot("notifications")
+    notice.get_by_role("button").click()
+    if unread == 1:
+        expect(bell).to_be_hidden()
+    else:
+        expect(bell).to_have_text(str(unread - 1))
+    assert ben.messages() == ["before", *sent]  # nothing shown twice
+
+
+def test_markup_in_messages_and_names_is_shown_as_text(people):
+    ann, ben = people("ann").register(), people("ben", mobile=True).register()
+    ann.set_display_name("<b>Ann</b>")
+    ann.start_chat(ben)
+    script = "<script>window.pwned = 1</script>"
+    image = '<img src="x" onerror="window.pwned = 2">'
+    ann.send(script)
+    ann.send(image)
+    ben.open_chat("<b>Ann</b>")  # the narrow layout: the list, then the pane
+    expect(ben.bubble(image)).to_have_count(1)
+    expect(ben.bubble(script)).to_have_count(1)
+    assert ben.messages() == [script, image]
+    assert ben.page.locator("#messages img, #messages script, #messages b").count() == 0
+    assert ben.page.evaluate("window.pwned") is None
+    ben.screenshot("markup-as-text")
+    ben.page.get_by_role("button", name="Back to conversations").click()
+    expect(ben.page.locator("#conversation-list .conversation-preview")).to_have_text(f"<b>Ann</b>: {image}")
+
+
+def test_the_page_reconnects_after_a_web_server_restart_and_catches_up(people, web_stack):
+    ann, ben = people("ann").register(), people("ben").register()
+    ann.start_chat(ben)
+    ann.send("before the restart")
+    ben.open_chat(ann.username)
+    expect(ann.bubble("before the restart").locator(".tick")).to_have_attribute("data-status", "READ")
+    web_stack.web.terminate()
+    for person in (ann, ben):
+        expect(person.page.locator("#offline-banner")).to_be_visible()
+    ann.send("sent while the server was down")
+    expect(ann.bubble("sent while the server was down").locator(".tick")).to_have_attribute("data-status", "SENDING")
+    ann.screenshot("offline")
+    web_stack.web, _ = web_stack.start_web(port=web_stack.port)
+    for person in (ann, ben):
+        expect(person.page.locator("#offline-banner")).to_be_hidden(timeout=LIVE_MS)
+    expect(ben.bubble("sent while the server was down")).to_have_count(1)
+    ann.send("after the restart")
+    expect(ben.bubble("after the restart")).to_have_count(1)
+    expect(ann.bubble("after the restart").locator(".tick")).to_have_attribute("data-status", "READ")
+    assert ben.messages() == ["before the restart", "sent while the server was down", "after the restart"]
+    assert ann.messages() == ben.messages()

@@ -1,0 +1,809 @@
+// The chat page. Every piece of user content is set with textContent: never as HTML.
+
+import { api, ApiError } from "./api.js";
+import { ChatSocket } from "./socket.js";
+
+const TYPING_SEND_EVERY_MS = 2000;
+const TYPING_IDLE_MS = 3000;
+const TYPING_SHOWN_MS = 6000;
+const ACK_TIMEOUT_MS = 10000;
+const HISTORY_PAGE = 50;
+const STATUS_RANK = { SENDING: 0, SENT: 1, DELIVERED: 2, READ: 3 };
+const TICKS = { SENDING: "Sending…", SENT: "✓ Sent", DELIVERED: "✓✓ Delivered", READ: "✓✓ Read", FAILED: "Not sent" };
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("data-") || key.startsWith("aria-") || key === "role") node.setAttribute(key, value);
+    else node[key] = value;
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+function randomId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function timeOf(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// ### State ###
+
+const state = {
+  me: null,
+  people: new Map(), // user id -> {id, username, displayName}
+  conversations: new Map(), // id -> the contract's Conversation, plus `activity`
+  nextCursor: null,
+  openId: null,
+  threads: new Map(), // conversation id -> {messages: Map seq -> message, oldestSeq, complete, loading}
+  seenIds: new Set(), // every message id shown: repeats are dropped by id
+  pending: new Map(), // clientMessageId -> {conversationId, content, requestId, timer, failed}
+  delivered: new Map(), // my message id -> Set of user ids that confirmed it
+  typing: new Map(), // conversation id -> Map user id -> expiry timer
+  typingSentAt: 0,
+  typingIdleTimer: null,
+  notifications: new Map(),
+  unreadNotifications: 0,
+  readSent: new Map(), // conversation id -> the last upToSeq sent
+  picked: new Map(),
+};
+
+const socket = new ChatSocket({ onFrame, onOnline, onOffline });
+
+function nameOf(userId) {
+  const person = state.people.get(String(userId));
+  if (!person) return `user ${userId}`;
+  return person.displayName || person.username;
+}
+
+function remember(person) {
+  state.people.set(String(person.id), { id: String(person.id), username: person.username, displayName: person.displayName || "" });
+}
+
+function others(conversation) {
+  return conversation.participantIds.filter((id) => id !== state.me.id);
+}
+
+function titleOf(conversation) {
+  if (conversation.kind === "group") return conversation.title || others(conversation).map(nameOf).join(", ") || "Group";
+  const [other] = others(conversation);
+  return other ? nameOf(other) : "Just you";
+}
+
+function thread(conversationId) {
+  let t = state.threads.get(conversationId);
+  if (!t) {
+    t = { messages: new Map(), oldestSeq: null, complete: false, loading: false, loaded: false };
+    state.threads.set(conversationId, t);
+  }
+  return t;
+}
+
+// ### Signing in and out ###
+
+async function start() {
+  bindEvents();
+  try {
+    enter(await api("GET", "/api/users/me/"));
+  } catch {
+    showAuth();
+  }
+}
+
+function showAuth() {
+  $("app-view").hidden = true;
+  $("auth-view").hidden = false;
+  $("offline-banner").hidden = true;
+  $("auth-username").focus();
+}
+
+async function enter(me) {
+  state.me = { ...me, id: String(me.id) };
+  remember(state.me);
+  $("auth-view").hidden = true;
+  $("app-view").hidden = false;
+  renderMe();
+  await loadConversations(true);
+  loadNotifications();
+  socket.start();
+  $("user-search").focus();
+}
+
+async function authenticate(register) {
+  const username = $("auth-username").value.trim();
+  const password = $("auth-password").value;
+  $("auth-error").textContent = "";
+  if (!username || !password) {
+    $("auth-error").textContent = "Enter a username and a password.";
+    return;
+  }
+  try {
+    if (register) await api("POST", "/api/auth/register/", { username, password });
+    const me = await api("POST", "/api/auth/session/", { username, password });
+    $("auth-password").value = "";
+    await enter(me);
+  } catch (error) {
+    $("auth-error").textContent = error instanceof ApiError ? error.message : "The server did not answer; try again.";
+  }
+}
+
+async function logout() {
+  try {
+    await api("POST", "/api/auth/logout/");
+  } catch {
+    // Signed out already, or offline: the page forgets the user either way.
+  }
+  socket.stop();
+  location.reload();
+}
+
+function renderMe() {
+  $("me-name").textContent = nameOf(state.me.id);
+  $("display-name-input").value = state.me.displayName || "";
+}
+
+async function saveProfile(event) {
+  event.preventDefault();
+  try {
+    const me = await api("PATCH", "/api/users/me/", { displayName: $("display-name-input").value });
+    state.me = { ...me, id: String(me.id) };
+    remember(state.me);
+    renderMe();
+    $("profile-status").textContent = "Saved.";
+  } catch (error) {
+    $("profile-status").textContent = error.message;
+  }
+}
+
+// ### Conversations ###
+
+async function loadConversations(first) {
+  const page = await api("GET", "/api/conversations/", undefined, { cursor: first ? "" : state.nextCursor });
+  if (first) state.conversations.clear();
+  // The server's order is by last activity; a conversation without messages keeps its place in it.
+  let floor = first ? Date.now() : Math.min(...[...state.conversations.values()].map((c) => c.activity), Date.now());
+  for (const c of page.results) {
+    addConversation(c, floor - 1);
+    floor = Math.min(floor, state.conversations.get(c.id).activity);
+  }
+  state.nextCursor = page.next;
+  $("more-conversations").hidden = !page.next;
+  renderConversationList();
+}
+
+function addConversation(conversation, fallback) {
+  conversation.participants.forEach(remember);
+  const known = state.conversations.get(conversation.id);
+  const activity = conversation.lastMessage ? Date.parse(conversation.lastMessage.createdAt) : 0;
+  conversation.activity = known ? Math.max(known.activity, activity) : activity;
+  if (fallback !== undefined && !conversation.activity) conversation.activity = fallback;
+  state.conversations.set(conversation.id, conversation);
+}
+
+async function fetchConversation(conversationId) {
+  const conversation = await api("GET", `/api/conversations/${conversationId}/`);
+  addConversation(conversation);
+  renderConversationList();
+  return conversation;
+}
+
+function renderConversationList() {
+  const list = $("conversation-list");
+  const ordered = [...state.conversations.values()].sort((a, b) => b.activity - a.activity);
+  list.replaceChildren(
+    ...ordered.map((c) => {
+      const unread = c.id === state.openId && paneVisible() ? 0 : c.unreadCount;
+      const preview = c.lastMessage
+        ? `${c.lastMessage.senderId === state.me.id ? "You" : nameOf(c.lastMessage.senderId)}: ${c.lastMessage.content}`
+        : "No messages yet";
+      const button = el(
+        "button",
+        { type: "button", "data-conversation-id": c.id, "aria-current": String(c.id === state.openId) },
+        el("span", { class: "conversation-title", text: titleOf(c) }),
+        unread ? el("span", { class: "badge", text: String(unread), "aria-label": `${unread} unread` }) : null,
+        el("span", { class: "conversation-preview", text: preview }),
+      );
+      button.addEventListener("click", () => openConversation(c.id));
+      return el("li", {}, button);
+    }),
+  );
+}
+
+// ### Starting a conversation ###
+
+let searchTimer = null;
+
+function onSearchInput() {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(search, 200);
+}
+
+async function search() {
+  const text = $("user-search").value.trim();
+  const results = $("search-results");
+  if (!text) {
+    results.replaceChildren();
+    return;
+  }
+  let found;
+  try {
+    found = (await api("GET", "/api/users/", undefined, { search: text, limit: 20 })).results;
+  } catch (error) {
+    $("new-conversation-error").textContent = error.message;
+    return;
+  }
+  found.forEach(remember);
+  results.replaceChildren(
+    ...found
+      .filter((u) => u.id !== state.me.id)
+      .map((u) => {
+        const label = u.displayName ? `${u.displayName} (${u.username})` : u.username;
+        const button = el("button", { type: "button", text: label, "aria-pressed": String(state.picked.has(u.id)) });
+        button.dataset.userId = u.id;
+        button.addEventListener("click", () => {
+          if (state.picked.has(u.id)) state.picked.delete(u.id);
+          else state.picked.set(u.id, u);
+          button.setAttribute("aria-pressed", String(state.picked.has(u.id)));
+          renderPicked();
+        });
+        return el("li", {}, button);
+      }),
+  );
+}
+
+function renderPicked() {
+  const names = [...state.picked.values()].map((u) => u.displayName || u.username);
+  $("picked").textContent = names.length ? `With: ${names.join(", ")}` : "";
+  $("start-button").disabled = names.length === 0;
+  for (const node of document.querySelectorAll(".group-only")) node.hidden = names.length < 2;
+}
+
+async function startConversation(event) {
+  event.preventDefault();
+  const ids = [...state.picked.keys()];
+  if (!ids.length) return;
+  $("new-conversation-error").textContent = "";
+  try {
+    const body = { participantIds: ids };
+    if (ids.length > 1) body.title = $("group-title").value.trim();
+    const conversation = await api("POST", "/api/conversations/", body);
+    conversation.activity = Date.now();
+    addConversation(conversation);
+    state.picked.clear();
+    $("user-search").value = "";
+    $("group-title").value = "";
+    $("search-results").replaceChildren();
+    renderPicked();
+    renderConversationList();
+    openConversation(conversation.id);
+  } catch (error) {
+    $("new-conversation-error").textContent = error.message;
+  }
+}
+
+// ### The message pane ###
+
+function paneVisible() {
+  return document.visibilityState === "visible" && state.openId !== null;
+}
+
+async function openConversation(conversationId) {
+  state.openId = conversationId;
+  document.querySelector(".app").classList.add("pane-open");
+  const conversation = state.conversations.get(conversationId);
+  $("pane-title").textContent = titleOf(conversation);
+  $("composer").hidden = false;
+  $("messages").replaceChildren();
+  renderTyping();
+  renderConversationList();
+  const t = thread(conversationId);
+  if (!t.loaded) await loadNewest(conversationId);
+  renderMessages();
+  markRead();
+  $("composer-input").focus();
+}
+
+function closePane() {
+  state.openId = null;
+  document.querySelector(".app").classList.remove("pane-open");
+  $("composer").hidden = true;
+  renderConversationList();
+  const first = document.querySelector("#conversation-list button");
+  (first || $("user-search")).focus();
+}
+
+async function loadNewest(conversationId) {
+  const t = thread(conversationId);
+  const page = await api("GET", `/api/conversations/${conversationId}/messages/`, undefined, { limit: HISTORY_PAGE });
+  t.loaded = true;
+  page.results.forEach((m) => storeMessage(m));
+  if (page.results.length < HISTORY_PAGE) t.complete = true;
+}
+
+async function loadOlder() {
+  const conversationId = state.openId;
+  const t = conversationId && thread(conversationId);
+  if (!t || t.loading || t.complete || t.oldestSeq === null) return;
+  t.loading = true;
+  const list = $("messages");
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  try {
+    const page = await api("GET", `/api/conversations/${conversationId}/messages/`, undefined, {
+      before_seq: t.oldestSeq,
+      limit: HISTORY_PAGE,
+    });
+    page.results.forEach((m) => storeMessage(m));
+    if (page.results.length < HISTORY_PAGE) t.complete = true;
+  } finally {
+    t.loading = false;
+  }
+  if (state.openId === conversationId) {
+    renderMessages(false);
+    list.scrollTop = list.scrollHeight - fromBottom;
+  }
+}
+
+// Keep a stored message (from history, sync, live or an ack); return whether it is new.
+function storeMessage(message) {
+  const t = thread(message.conversationId);
+  const known = t.messages.get(message.seq);
+  if (known && known.id === message.id) {
+    if (STATUS_RANK[message.status] > STATUS_RANK[known.status]) known.status = message.status;
+    return false;
+  }
+  t.messages.set(message.seq, { ...message });
+  state.seenIds.add(message.id);
+  if (t.oldestSeq === null || message.seq < t.oldestSeq) t.oldestSeq = message.seq;
+  if (message.seq === 1) t.complete = true;
+  return true;
+}
+
+function statusOf(message, conversation) {
+  // The sender's view: a recipient's READ watermark or confirmation can arrive before the message's own status.
+  let status = message.status;
+  const recipients = others(conversation);
+  if (!recipients.length) return status;
+  const readers = recipients.filter((id) => lastReadSeq(conversation, id) >= message.seq);
+  if (readers.length === recipients.length) return "READ";
+  const delivered = state.delivered.get(message.id);
+  const deliveredAll = recipients.every((id) => (delivered && delivered.has(id)) || lastReadSeq(conversation, id) >= message.seq);
+  if (deliveredAll && STATUS_RANK[status] < STATUS_RANK.DELIVERED) status = "DELIVERED";
+  return status;
+}
+
+function lastReadSeq(conversation, userId) {
+  const participant = conversation.participants.find((p) => String(p.id) === String(userId));
+  return participant ? participant.lastReadSeq || 0 : 0;
+}
+
+function renderMessages(scrollToEnd = true) {
+  const conversationId = state.openId;
+  if (!conversationId) return;
+  const conversation = state.conversations.get(conversationId);
+  const t = thread(conversationId);
+  const list = $("messages");
+  const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
+  const stored = [...t.messages.values()].sort((a, b) => a.seq - b.seq);
+  const mine = stored.filter((m) => m.senderId === state.me.id);
+  const lastSeen = conversation.kind === "group" ? [...mine].reverse().find((m) => readersOf(conversation, m).length) : null;
+  const items = [];
+  if (t.complete) items.push(el("li", { class: "history-note", text: "Start of the conversation" }));
+  for (const message of stored) items.push(messageItem(conversation, message, message === lastSeen));
+  for (const [clientMessageId, p] of state.pending) {
+    if (p.conversationId === conversationId) items.push(pendingItem(clientMessageId, p));
+  }
+  list.replaceChildren(...items);
+  if (scrollToEnd || atEnd) list.scrollTop = list.scrollHeight;
+}
+
+function readersOf(conversation, message) {
+  return others(conversation).filter((id) => lastReadSeq(conversation, id) >= message.seq);
+}
+
+function messageItem(conversation, message, showSeenBy) {
+  const mine = message.senderId === state.me.id;
+  const item = el("li", { class: mine ? "message mine" : "message" });
+  item.dataset.messageId = message.id;
+  item.dataset.seq = String(message.seq);
+  if (!mine && conversation.kind === "group") item.append(el("div", { class: "message-sender", text: nameOf(message.senderId) }));
+  if (!mine && conversation.kind === "direct") item.append(el("span", { class: "visually-hidden", text: `${nameOf(message.senderId)}: ` }));
+  item.append(el("div", { class: "message-content", text: message.content }));
+  const meta = el("div", { class: "message-meta", text: timeOf(message.createdAt) });
+  if (mine) {
+    const status = statusOf(message, conversation);
+    meta.append(" ", el("span", { class: "tick", text: TICKS[status], "data-status": status }));
+  }
+  item.append(meta);
+  if (showSeenBy) {
+    const names = readersOf(conversation, message).map(nameOf);
+    item.append(el("div", { class: "seen-by", text: `Seen by ${names.join(", ")}` }));
+  }
+  return item;
+}
+
+function pendingItem(clientMessageId, p) {
+  const item = el("li", { class: p.failed ? "message mine failed" : "message mine" });
+  item.dataset.clientMessageId = clientMessageId;
+  item.append(el("div", { class: "message-content", text: p.content }));
+  const status = p.failed ? "FAILED" : "SENDING";
+  const meta = el("div", { class: "message-meta" }, el("span", { class: "tick", text: TICKS[status], "data-status": status }));
+  if (p.failed) {
+    meta.append(" ", el("span", { text: p.failed }));
+    const retry = el("button", { type: "button", text: "Retry" });
+    retry.addEventListener("click", () => {
+      p.failed = null;
+      transmit(clientMessageId);
+      renderMessages();
+    });
+    meta.append(" ", retry);
+  }
+  item.append(meta);
+  return item;
+}
+
+function markRead() {
+  const conversationId = state.openId;
+  if (!conversationId || document.visibilityState !== "visible") return;
+  const conversation = state.conversations.get(conversationId);
+  const t = thread(conversationId);
+  const fromOthers = [...t.messages.values()].filter((m) => m.senderId !== state.me.id).map((m) => m.seq);
+  if (!fromOthers.length) return;
+  const upToSeq = Math.max(...fromOthers);
+  if ((state.readSent.get(conversationId) || 0) >= upToSeq) return;
+  if (socket.send({ type: "message.read", conversationId, upToSeq })) {
+    state.readSent.set(conversationId, upToSeq);
+    conversation.unreadCount = 0;
+    renderConversationList();
+  }
+}
+
+// ### Sending ###
+
+function onComposerKey(event) {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    sendFromComposer();
+  }
+}
+
+function onComposerInput() {
+  const conversationId = state.openId;
+  if (!conversationId) return;
+  const now = Date.now();
+  if (now - state.typingSentAt > TYPING_SEND_EVERY_MS) {
+    state.typingSentAt = now;
+    socket.send({ type: "typing", conversationId, isTyping: true });
+  }
+  clearTimeout(state.typingIdleTimer);
+  state.typingIdleTimer = setTimeout(() => stopTyping(conversationId), TYPING_IDLE_MS);
+}
+
+function stopTyping(conversationId) {
+  clearTimeout(state.typingIdleTimer);
+  if (!state.typingSentAt) return;
+  state.typingSentAt = 0;
+  socket.send({ type: "typing", conversationId, isTyping: false });
+}
+
+function sendFromComposer(event) {
+  if (event) event.preventDefault();
+  const input = $("composer-input");
+  const content = input.value;
+  if (!content.trim() || !state.openId) return;
+  input.value = "";
+  stopTyping(state.openId);
+  const clientMessageId = randomId();
+  state.pending.set(clientMessageId, { conversationId: state.openId, content, requestId: null, timer: null, failed: null });
+  transmit(clientMessageId);
+  renderMessages();
+}
+
+// Send (or send again, with the same clientMessageId: the server stores it once) a message not yet acknowledged.
+function transmit(clientMessageId) {
+  const p = state.pending.get(clientMessageId);
+  if (!p || p.failed) return;
+  clearTimeout(p.timer);
+  p.requestId = socket.nextRequestId("send");
+  socket.send({ type: "message.send", conversationId: p.conversationId, content: p.content, clientMessageId, requestId: p.requestId });
+  // Unacknowledged in time (or sent while offline): try again; reconnecting also resends.
+  p.timer = setTimeout(() => transmit(clientMessageId), ACK_TIMEOUT_MS);
+}
+
+function onAck(frame) {
+  const p = state.pending.get(frame.clientMessageId);
+  if (p) {
+    clearTimeout(p.timer);
+    state.pending.delete(frame.clientMessageId);
+  }
+  arrived(frame.message, false);
+}
+
+function onError(frame) {
+  for (const [clientMessageId, p] of state.pending) {
+    if (p.requestId !== frame.requestId) continue;
+    clearTimeout(p.timer);
+    if (frame.code === "rate_limited") {
+      p.timer = setTimeout(() => transmit(clientMessageId), frame.retryAfterMs || 1000);
+    } else if (frame.code === "server_error") {
+      p.timer = setTimeout(() => transmit(clientMessageId), 2000);
+    } else {
+      p.failed = typeof frame.detail === "string" ? frame.detail : "The server refused it.";
+      if (p.conversationId === state.openId) renderMessages();
+    }
+  }
+}
+
+// ### Frames from the server ###
+
+function onFrame(frame) {
+  switch (frame.type) {
+    case "message.new":
+      onNewMessage(frame.message);
+      break;
+    case "message.ack":
+      onAck(frame);
+      break;
+    case "message.status":
+      onStatus(frame);
+      break;
+    case "typing":
+      onTyping(frame);
+      break;
+    case "notification":
+      onNotification(frame.notification);
+      break;
+    case "error":
+      onError(frame);
+      break;
+    default:
+      break;
+  }
+}
+
+function onNewMessage(message) {
+  // Confirm every copy: the server resends what it has no confirmation of.
+  socket.confirm(message.id);
+  if (state.seenIds.has(message.id)) return;
+  arrived(message, message.senderId !== state.me.id);
+}
+
+async function arrived(message, fromOthers) {
+  let conversation = state.conversations.get(message.conversationId);
+  if (!conversation) {
+    try {
+      conversation = await fetchConversation(message.conversationId);
+    } catch {
+      return;
+    }
+    if (state.seenIds.has(message.id)) return;
+  }
+  const isNew = storeMessage(message);
+  if (!conversation.lastMessage || message.seq >= conversation.lastMessage.seq) conversation.lastMessage = message;
+  conversation.lastSeq = Math.max(conversation.lastSeq || 0, message.seq);
+  conversation.activity = Math.max(conversation.activity, Date.parse(message.createdAt) || Date.now());
+  const open = state.openId === message.conversationId;
+  if (fromOthers && isNew) {
+    if (!(open && document.visibilityState === "visible")) conversation.unreadCount = (conversation.unreadCount || 0) + 1;
+    announce(`New message from ${nameOf(message.senderId)}${conversation.kind === "group" ? ` in ${titleOf(conversation)}` : ""}: ${message.content}`);
+  }
+  if (open) {
+    renderMessages(!fromOthers);
+    markRead();
+  }
+  renderConversationList();
+}
+
+function onStatus(frame) {
+  const conversation = state.conversations.get(frame.conversationId);
+  if (!conversation) return;
+  if (frame.status === "READ") {
+    const message = [...thread(frame.conversationId).messages.values()].find((m) => m.id === frame.messageId);
+    const upTo = frame.upToSeq || (message ? message.seq : 0);
+    const participant = conversation.participants.find((p) => String(p.id) === String(frame.userId));
+    if (participant) participant.lastReadSeq = Math.max(participant.lastReadSeq || 0, upTo);
+  } else if (frame.status === "DELIVERED") {
+    if (!state.delivered.has(frame.messageId)) state.delivered.set(frame.messageId, new Set());
+    state.delivered.get(frame.messageId).add(String(frame.userId));
+  }
+  if (state.openId === frame.conversationId) renderMessages(false);
+}
+
+function onTyping(frame) {
+  if (String(frame.userId) === state.me.id) return; // never to the typist
+  let typers = state.typing.get(frame.conversationId);
+  if (!typers) {
+    typers = new Map();
+    state.typing.set(frame.conversationId, typers);
+  }
+  clearTimeout(typers.get(String(frame.userId)));
+  if (frame.isTyping) {
+    typers.set(
+      String(frame.userId),
+      setTimeout(() => {
+        typers.delete(String(frame.userId));
+        renderTyping();
+      }, TYPING_SHOWN_MS),
+    );
+  } else {
+    typers.delete(String(frame.userId));
+  }
+  renderTyping();
+}
+
+function renderTyping() {
+  const typers = state.openId ? state.typing.get(state.openId) : null;
+  const names = typers ? [...typers.keys()].map(nameOf) : [];
+  let text = "";
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length > 1) text = `${names.join(", ")} are typing…`;
+  $("typing-indicator").textContent = text;
+}
+
+function announce(text) {
+  const region = $("announcer");
+  region.append(el("p", { text }));
+  while (region.childElementCount > 5) region.firstElementChild.remove();
+}
+
+// ### Connection ###
+
+async function onOnline() {
+  $("offline-banner").hidden = true;
+  // Messages sent while offline, or whose ack was lost with the connection.
+  for (const clientMessageId of state.pending.keys()) transmit(clientMessageId);
+  // What changed while away: new conversations, unread counts, read watermarks, ticks.
+  try {
+    await loadConversations(true);
+    if (state.openId) {
+      await loadNewest(state.openId);
+      renderMessages(false);
+      markRead();
+    }
+    loadNotifications();
+  } catch {
+    // The server went away again; the next connect tries again.
+  }
+}
+
+async function onOffline(attempt) {
+  $("offline-banner").hidden = false;
+  if (attempt >= 2) {
+    // A refused handshake looks like a lost connection: check the session is still valid.
+    try {
+      await api("GET", "/api/users/me/");
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        socket.stop();
+        location.reload();
+      }
+    }
+  }
+}
+
+// ### Notifications ###
+
+async function loadNotifications() {
+  try {
+    const [recent, unread] = await Promise.all([
+      api("GET", "/api/notifications/", undefined, { page_size: 20 }),
+      api("GET", "/api/notifications/", undefined, { unread: "true", page_size: 1 }),
+    ]);
+    state.notifications.clear();
+    recent.results.forEach((n) => state.notifications.set(n.id, n));
+    state.unreadNotifications = unread.count;
+    renderNotifications();
+  } catch {
+    // Shown again on the next connect.
+  }
+}
+
+function onNotification(notification) {
+  const known = state.notifications.get(notification.id);
+  if (known && known.updatedAt && notification.updatedAt && notification.updatedAt < known.updatedAt) return;
+  if (!notification.read && (!known || known.read)) state.unreadNotifications += 1;
+  if (notification.read && known && !known.read) state.unreadNotifications = Math.max(0, state.unreadNotifications - 1);
+  state.notifications.set(notification.id, notification);
+  renderNotifications();
+}
+
+function renderNotifications() {
+  const count = state.unreadNotifications;
+  $("bell-count").hidden = count === 0;
+  $("bell-count").textContent = String(count);
+  const ordered = [...state.notifications.values()].sort((a, b) => (b.updatedAt || b.createdAt).localeCompare(a.updatedAt || a.createdAt));
+  $("notifications-empty").hidden = ordered.length > 0;
+  $("notification-list").replaceChildren(
+    ...ordered.map((n) => {
+      const item = el("li", { class: n.read ? "notification" : "notification unread" });
+      item.dataset.notificationId = n.id;
+      item.dataset.type = n.type;
+      const text = el("div", { class: "notification-text" }, el("div", { class: "notification-title", text: n.title }), n.content ? el("div", { class: "muted", text: n.content }) : null);
+      item.append(text);
+      if (!n.read) {
+        const mark = el("button", { type: "button", text: "Mark read", "aria-label": `Mark read: ${n.title}` });
+        mark.addEventListener("click", () => markNotificationRead(n.id));
+        item.append(mark);
+      }
+      return item;
+    }),
+  );
+}
+
+async function markNotificationRead(id) {
+  try {
+    await api("POST", `/api/notifications/${id}/read/`);
+  } catch {
+    return;
+  }
+  const n = state.notifications.get(id);
+  if (n && !n.read) {
+    n.read = true;
+    state.unreadNotifications = Math.max(0, state.unreadNotifications - 1);
+  }
+  renderNotifications();
+  $("bell-button").focus();
+}
+
+async function markAllNotificationsRead() {
+  try {
+    await api("POST", "/api/notifications/read-all/");
+  } catch {
+    return;
+  }
+  for (const n of state.notifications.values()) n.read = true;
+  state.unreadNotifications = 0;
+  renderNotifications();
+}
+
+function togglePanel(buttonId, panelId) {
+  const panel = $(panelId);
+  panel.hidden = !panel.hidden;
+  $(buttonId).setAttribute("aria-expanded", String(!panel.hidden));
+  if (!panel.hidden) {
+    const first = panel.querySelector("button, input");
+    if (first) first.focus();
+  }
+}
+
+// ### Wiring ###
+
+function bindEvents() {
+  $("auth-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    authenticate(false);
+  });
+  $("register-button").addEventListener("click", () => authenticate(true));
+  $("logout-button").addEventListener("click", logout);
+  $("profile-button").addEventListener("click", () => togglePanel("profile-button", "profile-panel"));
+  $("profile-form").addEventListener("submit", saveProfile);
+  $("bell-button").addEventListener("click", () => togglePanel("bell-button", "notifications-panel"));
+  $("notifications-read-all").addEventListener("click", markAllNotificationsRead);
+  $("user-search").addEventListener("input", onSearchInput);
+  $("new-conversation-form").addEventListener("submit", startConversation);
+  $("more-conversations").addEventListener("click", () => loadConversations(false));
+  $("back-button").addEventListener("click", closePane);
+  $("composer").addEventListener("submit", sendFromComposer);
+  $("composer-input").addEventListener("keydown", onComposerKey);
+  $("composer-input").addEventListener("input", onComposerInput);
+  $("messages").addEventListener("scroll", () => {
+    if ($("messages").scrollTop < 40) loadOlder();
+  });
+  document.addEventListener("visibilitychange", markRead);
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    for (const [buttonId, panelId] of [["bell-button", "notifications-panel"], ["profile-button", "profile-panel"]]) {
+      if (!$(panelId).hidden) togglePanel(buttonId, panelId);
+    }
+  });
+}
+
+start();

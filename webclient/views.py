@@ -1,0 +1,40 @@
+"""The web client: one page at `/`, its script and styles served as static files.
+
+The page signs in with a session (the cookie also authenticates its
+WebSocket), so it sets the CSRF cookie its script sends back as a header.
+Its policy lets it load nothing but this server's files and talk to
+nothing but this server: user content is only ever set as text, and the
+policy is the second line of defence.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_safe
+
+from users.limits import MAX_DISPLAY_NAME_CHARS
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@require_safe
+@ensure_csrf_cookie
+def index(request: HttpRequest) -> HttpResponse:
+    """Serve the chat page."""
+    response = render(
+        request,
+        "webclient/index.html",
+        {
+            "max_content_chars": settings.CHAT_MAX_CONTENT_CHARS,
+            "max_display_name_chars": MAX_DISPLAY_NAME_CHARS,
+        },
+    )
+    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response["Cache-Control"] = "no-store"
+    return response
