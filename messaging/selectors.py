@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from core.errors import NotFound
 from core.parsing import parse_uuid
-from users.selectors import users_public
+from users.selectors import public_user
 
 from .checks import (
     check_conversation_cursor,
@@ -86,20 +86,21 @@ def conversation_page_for_user(
 
 
 def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, Any]]:
-    """Return the contract's Conversation objects, with three queries for the whole list.
+    """Return the contract's Conversation objects, with two queries for the whole list.
 
     Each participant carries `lastReadSeq` (an addition to the contract), so
     that a group's members can see who has read what.
     """
     ids = [c.pk for c in conversations]
     members: dict[Any, list[tuple[str, int]]] = defaultdict(list)
-    for conversation_id, user_id, last_read_seq in (
+    people: dict[str, dict[str, str]] = {}
+    for conversation_id, user_id, last_read_seq, username, display_name in (
         Participant.objects.filter(conversation_id__in=ids)
         .order_by("user_id")
-        .values_list("conversation_id", "user_id", "last_read_seq")
+        .values_list("conversation_id", "user_id", "last_read_seq", "user__username", "user__profile__display_name")
     ):
         members[conversation_id].append((str(user_id), last_read_seq))
-    people = users_public(user_id for member_list in members.values() for user_id, _ in member_list)
+        people[str(user_id)] = public_user(user_id, username, display_name)
     last_seqs = Q()
     for c in conversations:
         if c.last_seq:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -17,7 +16,12 @@ FIELDS = ("pk", "username", "profile__display_name")
 
 def _wire(row: tuple[Any, str, str | None]) -> dict[str, str]:
     pk, username, display_name = row
-    return {"id": str(pk), "username": username, "displayName": display_name or ""}
+    return public_user(pk, username, display_name)
+
+
+def public_user(user_id: Any, username: str, display_name: str | None) -> dict[str, str]:
+    """The public fields of a user, as every answer shows them (`{id, username, displayName}`)."""
+    return {"id": str(user_id), "username": username, "displayName": display_name or ""}
 
 
 def users_search(*, search: str | None, limit: int | None = None) -> list[dict[str, str]]:
@@ -39,9 +43,3 @@ def user_get_active(*, user_id: Any) -> dict[str, str]:
     if row is None:
         raise NotFound()
     return _wire(row)
-
-
-def users_public(user_ids: Iterable[Any]) -> dict[str, dict[str, str]]:
-    """Return the public fields of the given users (active or not: they stay in old conversations), by id."""
-    rows = get_user_model().objects.filter(pk__in=set(user_ids)).values_list(*FIELDS)
-    return {str(row[0]): _wire(row) for row in rows}

@@ -41,7 +41,11 @@ def test_usernames_are_unique_regardless_of_case_and_look_alikes_are_refused(bas
     for typed in (f"Ann-{stem}", f"ann-{stem}", f"ANN-{stem}"):
         answer = token(base, typed, password)
         assert answer.status_code == 200, answer.text
-        assert me(base, answer.json()["token"]).json() == {"id": first.json()["id"], "username": f"Ann-{stem}"}
+        assert me(base, answer.json()["token"]).json() == {
+            "id": first.json()["id"],
+            "username": f"Ann-{stem}",
+            "displayName": "",
+        }
 
 
 def test_a_password_of_only_whitespace_is_refused(base):

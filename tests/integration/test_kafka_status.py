@@ -281,7 +281,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 user = get_user_model().objects.create_user(username="ops-{name}", password="x", is_staff={staff})
 session = import_module(settings.SESSION_ENGINE).SessionStore()
 session.update({{SESSION_KEY: str(user.pk), HASH_SESSION_KEY: user.get_session_auth_hash(),
-                BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend"}})
+                BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0]}})
 session.create()
 print(settings.SESSION_COOKIE_NAME, session.session_key)
 """
