@@ -72,6 +72,8 @@ def test_twenty_messages_to_an_offline_user_arrive_once_in_order_with_a_notifica
     ann.start_chat(ben)
     ann.send("before")
     expect(ben.page.locator("#conversation-list button", has_text=ann.username)).to_be_visible()
+    # Ben's page has confirmed "before" (Ann sees it DELIVERED) before he goes.
+    expect(ann.bubble("before").locator(".tick")).to_have_attribute("data-status", "DELIVERED")
     ben.close()  # offline: his sockets close with the context
     sent = [f"offline message {i}" for i in range(1, 21)]
     for text in sent:
