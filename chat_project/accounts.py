@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import authenticate, get_user_model, password_validation
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
@@ -17,7 +17,7 @@ from core.api import validated
 from core.errors import ValidationFailed
 from core.parsing import iso_utc
 from core.ratelimit import client_address
-from users.throttles import login_attempt_begin, login_attempt_succeeded, register_attempt
+from users.throttles import login_with_password, register_attempt
 from users.tokens import token_expires_at, token_issue
 from users.usernames import check_username, username_taken
 
@@ -80,11 +80,6 @@ class TokenView(APIView):
     def post(self, request: Request) -> Response:
         """Exchange a username and password for the user's API token (the same token every time)."""
         data = validated(CredentialsIn, request.data)
-        attempt = {"username": data["username"], "address": client_address(request)}
-        login_attempt_begin(**attempt)
-        user = authenticate(request, username=data["username"], password=data["password"])
-        if user is None:
-            raise ValidationFailed("Unable to log in with these credentials.")
-        login_attempt_succeeded(**attempt)
+        user = login_with_password(request, username=data["username"], password=data["password"])
         token = token_issue(user=user)
         return Response({"token": token.key, "expiresAt": iso_utc(token_expires_at(token))})

@@ -7,7 +7,7 @@ checked) and uses it for REST and the WebSocket alike; programs use a token.
 
 from __future__ import annotations
 
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import login, logout
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
@@ -18,13 +18,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import StrictCharField, int_param, request_user, validated
-from core.errors import ValidationFailed
-from core.ratelimit import client_address
 
 from .limits import MAX_DISPLAY_NAME_CHARS, MAX_SEARCH_CHARS, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT
 from .selectors import user_get_active, users_search
 from .services import profile_set_display_name
-from .throttles import login_attempt_begin, login_attempt_succeeded
+from .throttles import login_with_password
 
 ### Serializers ###
 
@@ -106,12 +104,7 @@ class SessionLoginView(APIView):
         SessionAuthentication().enforce_csrf(request)
         data = validated(SessionLoginIn, request.data)
         # The same limits on failed logins as the token and admin logins.
-        attempt = {"username": data["username"], "address": client_address(request)}
-        login_attempt_begin(**attempt)
-        user = authenticate(request, username=data["username"], password=data["password"])
-        if user is None:
-            raise ValidationFailed("Unable to log in with these credentials.")
-        login_attempt_succeeded(**attempt)
+        user = login_with_password(request, username=data["username"], password=data["password"])
         login(request._request, user)
         return Response(user_get_active(user_id=user.pk))
 

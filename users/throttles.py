@@ -20,10 +20,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import escape
 
-from core.errors import RateLimited, retry_after
+from core.errors import RateLimited, ValidationFailed, retry_after
 from core.ratelimit import Spend, check, client_address, limit_key, parse_rate
 
 from .usernames import username_key
@@ -46,6 +48,17 @@ def login_attempt_begin(*, username: str, address: str) -> None:
 def login_attempt_succeeded(*, username: str, address: str) -> None:
     """Give back the count of an attempt that logged in: only failures are limited."""
     check([replace(spend, mode="refund") for spend in _login_spends(username, address)])
+
+
+def login_with_password(request: Any, *, username: str, password: str) -> User:
+    """Authenticate a REST login within the limits on failed logins; raise ValidationFailed on bad credentials."""
+    attempt = {"username": username, "address": client_address(request)}
+    login_attempt_begin(**attempt)
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        raise ValidationFailed("Unable to log in with these credentials.")
+    login_attempt_succeeded(**attempt)
+    return user
 
 
 def register_attempt(*, address: str) -> None:
