@@ -9,21 +9,9 @@ import requests
 from websockets.exceptions import InvalidStatus
 
 from tests.support.client import Socket, conversation
+from tests.support.stack import message_count
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pair(make_user):
-    alice, bob = make_user("alice"), make_user("bob")
-    direct = conversation(alice, bob)
-    socket = await alice.ws()
-    yield alice, bob, direct, socket
-    await socket.close()
-
-
-def message_count(stack, conversation_id):
-    return stack.query("SELECT count(*) FROM messaging_message WHERE conversation_id = %s", conversation_id)[0][0]
 
 
 @pytest.mark.parametrize(

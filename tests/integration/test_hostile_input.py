@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.support.client import conversation
+from tests.support.stack import message_count
 
 pytestmark = pytest.mark.integration
 
@@ -22,21 +23,8 @@ NUL = "\\u0000"
 DEEP = "[" * 3000 + "]" * 3000
 
 
-def message_count(stack, conversation_id):
-    return stack.query("SELECT count(*) FROM messaging_message WHERE conversation_id = %s", conversation_id)[0][0]
-
-
 def tracebacks(stack):
     return sum(proc.log_path.read_text(errors="replace").count("Traceback") for proc in stack.procs)
-
-
-@pytest.fixture
-async def pair(make_user):
-    alice, bob = make_user("alice"), make_user("bob")
-    direct = conversation(alice, bob)
-    socket = await alice.ws()
-    yield alice, bob, direct, socket
-    await socket.close()
 
 
 async def test_a_lone_surrogate_in_any_field_is_a_validation_error(pair, stack):

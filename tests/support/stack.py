@@ -310,3 +310,8 @@ class Stack:
         """Read the stack's database directly (to check what was stored)."""
         with psycopg.connect(self.database_url) as conn:
             return conn.execute(sql, params).fetchall()
+
+
+def message_count(stack: Stack, conversation_id: str) -> int:
+    """How many messages the conversation holds in the database."""
+    return stack.query("SELECT count(*) FROM messaging_message WHERE conversation_id = %s", conversation_id)[0][0]
