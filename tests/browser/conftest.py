@@ -70,6 +70,8 @@ class Person:
         self.context = self.browser.new_context(viewport=viewport)
         self.page = self.context.new_page()
         self.page.goto(self.base + "/")
+        # The page has asked whether this context is signed in and shows its answer.
+        expect(self.page.locator("body")).to_have_attribute("data-view", re.compile("auth|app"))
         return self.page
 
     def close(self) -> None:

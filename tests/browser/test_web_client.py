@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LIVE_MS
+from tests.browser.conftest import LIVE_MS, PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -100,6 +100,29 @@ def test_twenty_messages_to_an_offline_user_arrive_once_in_order_with_a_notifica
     else:
         expect(bell).to_have_text(str(unread - 1))
     assert ben.messages() == ["before", *sent]  # nothing shown twice
+
+
+def test_typing_before_the_session_check_returns_keeps_the_cursor_where_it_is(people):
+    ann = people("ann")
+    held = []  # the page's "am I signed in?" request, answered only when the test says
+    ann.page.route("**/api/users/me/", lambda route: held.append(route))
+    ann.page.goto(ann.base + "/")
+    expect(ann.page.locator("body")).not_to_have_attribute("data-view", "auth")
+    for _ in range(400):
+        if held:
+            break
+        ann.page.wait_for_timeout(50)
+    assert len(held) == 1
+    ann.page.get_by_label("Username").fill(ann.username)
+    password = ann.page.get_by_label("Password")
+    password.focus()
+    held[0].continue_()  # not signed in: the page settles on the sign-in form
+    expect(ann.page.locator("body")).to_have_attribute("data-view", "auth")
+    expect(password).to_be_focused()
+    password.press_sequentially(PASSWORD)
+    ann.page.get_by_role("button", name="Register").click()
+    ann._signed_in()  # the whole password went where it was typed
+    expect(ann.page.get_by_label("Username")).to_be_hidden()
 
 
 def test_markup_in_messages_and_names_is_shown_as_text(people):

@@ -103,7 +103,9 @@ function showAuth() {
   $("app-view").hidden = true;
   $("auth-view").hidden = false;
   $("offline-banner").hidden = true;
-  $("auth-username").focus();
+  // Someone may already be typing while the session check ran: keep their focus.
+  if (!$("auth-view").contains(document.activeElement)) $("auth-username").focus();
+  document.body.dataset.view = "auth";
 }
 
 async function enter(me) {
@@ -111,6 +113,7 @@ async function enter(me) {
   remember(state.me);
   $("auth-view").hidden = true;
   $("app-view").hidden = false;
+  document.body.dataset.view = "app";
   renderMe();
   await loadConversations(true);
   loadNotifications();
