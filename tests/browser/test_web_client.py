@@ -165,3 +165,27 @@ def test_the_page_reconnects_after_a_web_server_restart_and_catches_up(people, w
     expect(ann.bubble("after the restart").locator(".tick")).to_have_attribute("data-status", "READ")
     assert ben.messages() == ["before the restart", "sent while the server was down", "after the restart"]
     assert ann.messages() == ben.messages()
+
+
+def test_scrolling_up_loads_older_history_in_pages_once_and_in_order(people):
+    ann, ben = people("ann").register(), people("ben").register()
+    ann.start_chat(ben)
+    texts = [f"m{n:03d}" for n in range(1, 111)]  # two pages of 50 and a last one of 10
+    for text in texts:  # past the send limit's burst the page waits for retryAfterMs and sends again
+        ann.send(text)
+    ben.open_chat(ann.username)
+    expect(ben.bubble("m110")).to_have_count(1, timeout=60_000)
+    assert ben.messages() == texts  # live, all of them
+    # A fresh page: the pane opens on the newest page; scrolling up brings the older ones.
+    ben.page.reload()
+    ben.open_chat(ann.username)
+    expect(ben.page.locator("#messages .message")).to_have_count(50)
+    assert ben.messages() == texts[-50:]
+    older = ben.page.locator("#messages")
+    older.evaluate("list => { list.scrollTop = 0; }")
+    expect(ben.page.locator("#messages .message")).to_have_count(100)
+    assert ben.messages() == texts[-100:]
+    older.evaluate("list => { list.scrollTop = 0; }")
+    expect(ben.page.locator("#messages .message")).to_have_count(110)
+    assert ben.messages() == texts
+    ben.screenshot("history-scrolled-back")

@@ -326,7 +326,12 @@ function closePane() {
 
 async function loadNewest(conversationId) {
   const t = thread(conversationId);
-  const page = await api("GET", `/api/conversations/${conversationId}/messages/`, undefined, { limit: HISTORY_PAGE });
+  // Without before_seq the API pages from the oldest message: ask for the newest page.
+  const lastSeq = state.conversations.get(conversationId)?.lastSeq || 0;
+  const page = await api("GET", `/api/conversations/${conversationId}/messages/`, undefined, {
+    before_seq: lastSeq + 1,
+    limit: HISTORY_PAGE,
+  });
   t.loaded = true;
   page.results.forEach((m) => storeMessage(m));
   if (page.results.length < HISTORY_PAGE) t.complete = true;
