@@ -12,15 +12,18 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import timezone
 
 from core.db import db
 from core.errors import DomainError, error_frame
 from core.parsing import BAD_TEXT_DETAIL, has_bad_text, json_may_hold_bad_text
+from users.credentials import CREDENTIAL_ENDED_DETAIL, TOKEN_EXPIRED, credential_group
 
 from . import checks, pending, presence, ratelimit, services
 from .metrics import SEND_ACK_SECONDS, WS_CONNECTIONS
@@ -77,6 +80,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     confirming: set[asyncio.Task[None]]
     # Whether this socket is counted in chat_ws_connections.
     counted = False
+    # The token or session key it was opened with, and the timer that closes it when the token expires.
+    credential: str | None = None
+    expiry: asyncio.Task[None] | None = None
 
     ### Connection ###
 
@@ -97,9 +103,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.typing_on = set()
         self.in_flight = set()
         self.confirming = set()
+        await self._follow_credential()
         await self.accept()
         WS_CONNECTIONS.inc()
         self.counted = True
+
+    async def _follow_credential(self) -> None:
+        """Close this socket when its token or session ends (users/credentials.py)."""
+        self.credential = self.scope.get("credential")
+        if self.credential:
+            await self.channel_layer.group_add(credential_group(self.credential), self.channel_name)
+        if expires_at := self.scope.get("credential_expires_at"):
+            self.expiry = asyncio.create_task(self._close_at(expires_at))
+
+    async def _close_at(self, expires_at: datetime) -> None:
+        await asyncio.sleep(max((expires_at - timezone.now()).total_seconds(), 0))
+        await self.credential_ended({"reason": TOKEN_EXPIRED})
 
     async def disconnect(self, code: int) -> None:
         """Leave the user's group and stop any typing indicator this socket left on."""
@@ -111,6 +130,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for task in self.in_flight:
             task.cancel()  # nobody to answer; what was already stored stays stored
         await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        if self.credential:
+            await self.channel_layer.group_discard(credential_group(self.credential), self.channel_name)
+        if self.expiry is not None:
+            self.expiry.cancel()
         await presence.socket_closed(self.user.pk, self.channel_name)
         for conversation_id in list(self.typing_on):
             try:
@@ -273,6 +296,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     ### Frames to the client ###
+
+    async def credential_ended(self, event: dict[str, Any]) -> None:
+        """The token or session this socket was opened with ended: say why in an `error` frame, then close."""
+        reason = event["reason"]
+        await self.send_frame(error_frame(reason, CREDENTIAL_ENDED_DETAIL[reason]))
+        await self.close(code=POLICY_VIOLATION, reason=reason)
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
         """Forward a frame pushed to this user's group (see realtime.push_frame)."""

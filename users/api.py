@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from core.api import StrictCharField, int_param, request_user, validated
 
+from .credentials import credential_ended
 from .limits import MAX_DISPLAY_NAME_CHARS, MAX_SEARCH_CHARS, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT
 from .selectors import user_get_active, users_search
 from .services import profile_set_display_name
@@ -114,7 +115,11 @@ class LogoutView(APIView):
     def post(self, request: Request) -> Response:
         """Revoke the request's token, or end its session (CSRF token required); 204."""
         if isinstance(request.auth, Token):
+            key = request.auth.key
             request.auth.delete()
         else:
+            key = request.session.session_key
             logout(request._request)
+        if key:
+            credential_ended(key)  # the sockets opened with it close too
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -34,7 +34,8 @@ def test_tokens_of_active_users_only(people):
     a, b, _c = people
     keys = [Token.objects.create(user=u).key for u in (a, b)]
     User.objects.filter(pk=b.pk).update(is_active=False)
-    assert {key: user.pk for key, user in ws_auth.users_for_tokens([*keys, "unknown"]).items()} == {keys[0]: a.pk}
+    found = ws_auth.users_for_tokens([*keys, "unknown"])
+    assert {key: user.pk for key, (user, _expires_at) in found.items()} == {keys[0]: a.pk}
 
 
 async def test_sockets_syncing_at_once_share_one_pending_check(people, monkeypatch):
@@ -66,5 +67,5 @@ async def test_handshakes_at_once_share_one_token_lookup(people, monkeypatch):
     monkeypatch.setattr(ws_auth, "users_for_tokens", counting)
     users = await asyncio.gather(*(ws_auth.user_for_token(key) for key in (*keys, "bogus")))
     assert calls == [3]
-    assert [u.pk for u in users[:2]] == [a.pk, b.pk]
-    assert isinstance(users[2], AnonymousUser)
+    assert [u.pk for u, _expires_at in users[:2]] == [a.pk, b.pk]
+    assert isinstance(users[2][0], AnonymousUser) and users[2][1] is None
