@@ -189,3 +189,21 @@ def test_scrolling_up_loads_older_history_in_pages_once_and_in_order(people):
     expect(ben.page.locator("#messages .message")).to_have_count(110)
     assert ben.messages() == texts
     ben.screenshot("history-scrolled-back")
+
+
+def test_logging_out_in_one_tab_signs_out_the_other_tabs_of_the_browser(people):
+    ann, ben = people("ann").register(), people("ben").register()
+    ann.start_chat(ben)
+    assert ann.context is not None
+    other_tab = ann.context.new_page()  # the same browser: the same session
+    other_tab.goto(ann.base + "/")
+    expect(other_tab.locator("body")).to_have_attribute("data-view", "app")
+    ann.send("from the first tab")
+    expect(other_tab.locator("#conversation-list .conversation-preview")).to_contain_text("from the first tab")
+    ann.page.get_by_role("button", name="Log out").click()
+    expect(ann.page.locator("body")).to_have_attribute("data-view", "auth")
+    expect(other_tab.get_by_role("button", name="Log in")).to_be_visible()
+    expect(other_tab.locator("#app-view")).to_be_hidden()
+    # Ben, signed in on his own browser, is not affected.
+    expect(ben.page.locator("#conversation-list .conversation-preview")).to_contain_text("from the first tab")
+    expect(ben.page.locator("#offline-banner")).to_be_hidden()

@@ -536,6 +536,12 @@ function onAck(frame) {
 }
 
 function onError(frame) {
+  if (frame.code === "logged_out" || frame.code === "token_expired") {
+    // Signed out elsewhere (another tab of this browser): back to the sign-in form.
+    socket.stop();
+    location.reload();
+    return;
+  }
   for (const [clientMessageId, p] of state.pending) {
     if (p.requestId !== frame.requestId) continue;
     clearTimeout(p.timer);
