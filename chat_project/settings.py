@@ -309,6 +309,9 @@ KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 KAFKA_CONSUMER_GROUP = env("KAFKA_CONSUMER_GROUP", "communication-service-group")
 KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 3)
 KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1)
+# A bridge loop whose consumer delivered nothing for this long while records
+# arrived in its partitions replaces the consumer (kafka_bridge/loop.py).
+KAFKA_STUCK_CONSUMER_SECONDS = env_float("KAFKA_STUCK_CONSUMER_SECONDS", 10.0)
 # Client security settings, passed through to every librdkafka client.
 KAFKA_SECURITY = {
     key: value
@@ -340,13 +343,14 @@ LOGGING = {
     "filters": {
         "redact_tokens": {"()": "core.logs.RedactTokens"},
         "client_errors_at_info": {"()": "core.logs.ClientErrorsAtInfo"},
+        "kafka_repeats": {"()": "core.logs.KafkaRepeats"},
     },
     "formatters": {"json": {"()": "core.logs.JsonFormatter"}, "plain": {"()": "core.logs.PlainFormatter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["client_errors_at_info", "redact_tokens"],
+            "filters": ["kafka_repeats", "client_errors_at_info", "redact_tokens"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from django.conf import settings
 
 from . import metrics
 from .clients import client_id, consumer_config
@@ -127,6 +129,57 @@ class Stopping(Exception):
     """Raised inside a retry wait when the bridge is asked to stop."""
 
 
+class StuckWatch:
+    """Notices a consumer that stopped delivering while records wait in its partitions.
+
+    librdkafka can, rarely, keep a consumer's group coordinator connection
+    from coming back after a broker restart: the consumer still polls and
+    still holds its partitions, but fetches nothing, and nothing inside the
+    client gets it out. A healthy consumer delivers a new record within
+    milliseconds, so when the high watermarks of the partitions it holds rise
+    over a whole `after_seconds` without a record delivered, the loop
+    replaces the consumer (its partitions go to the new one, or to another
+    bridge); records are never skipped, only delivered again.
+    """
+
+    def __init__(self, after_seconds: float) -> None:
+        self.after_seconds = after_seconds
+        self.progressed()
+
+    def progressed(self) -> None:
+        """The consumer delivered records (or is new): start watching afresh."""
+        self._since = time.monotonic()
+        self._seen: tuple[frozenset[tuple[str, int]], int] | None = None
+
+    def stuck(self, consumer: Consumer) -> bool:
+        """Return whether the consumer is stuck; called after a poll that delivered nothing (on its thread)."""
+        if time.monotonic() - self._since < self.after_seconds:
+            return False
+        self._since = time.monotonic()
+        partitions = consumer.assignment()
+        try:
+            # Asks each partition's leader, not the group coordinator.
+            high = sum(consumer.get_watermark_offsets(tp, timeout=2.0)[1] for tp in partitions)
+        except KafkaException:
+            self._seen = None  # the broker does not answer: nothing to compare
+            return False
+        seen = (frozenset((tp.topic, tp.partition) for tp in partitions), high)
+        previous, self._seen = self._seen, seen
+        return bool(partitions) and previous is not None and previous[0] == seen[0] and high > previous[1]
+
+
+def _close_in_background(consumer: Consumer) -> None:
+    """Close a consumer without waiting: a stuck one may take long to leave its group."""
+
+    def close() -> None:
+        try:
+            consumer.close()
+        except Exception as exc:
+            logger.warning("Closing a replaced consumer failed: %s", exc)
+
+    threading.Thread(target=close, name="kafka-close-replaced", daemon=True).start()
+
+
 class TopicLoop(Generic[P]):
     """Consume one topic with one handler until `stopping` is set."""
 
@@ -155,6 +208,8 @@ class TopicLoop(Generic[P]):
         self.last_poll: float | None = None
         self.assignment: set[tuple[str, int]] = set()
         self.stopped = False
+        # The loop's current consumer (replaced when stuck; see StuckWatch).
+        self.consumer: Consumer | None = None
         # The next offset to consume, per partition, of everything handled so far.
         self._finished: dict[tuple[str, int], int] = {}
         # One thread owns the consumer: librdkafka calls must not run on the event loop.
@@ -167,6 +222,41 @@ class TopicLoop(Generic[P]):
         """Poll, handle and commit until asked to stop; always close the consumer."""
         config = consumer_config(self.group_id)
         lag = metrics.LagFromStatistics(config["group.id"], self.topic.name)
+        consumer = await self._subscribe(config, lag)
+        logger.info("Consuming %s as group %s", self.topic.name, config["group.id"])
+        watch = StuckWatch(settings.KAFKA_STUCK_CONSUMER_SECONDS)
+        try:
+            while not stopping.is_set():
+                messages = await self._call(self._fetch, consumer)
+                self.last_poll = time.monotonic()
+                if messages:
+                    watch.progressed()
+                elif await self._call(watch.stuck, consumer):
+                    logger.warning(
+                        "Consumer of %s delivered nothing for %.0fs while records waited; replacing it",
+                        self.topic.name,
+                        watch.after_seconds,
+                        extra={"topic": self.topic.name},
+                    )
+                    metrics.record_consumer_restart(self.name, self.topic.name)
+                    _close_in_background(consumer)
+                    self.assignment = set()
+                    consumer = await self._subscribe(config, lag)
+                    watch.progressed()
+                    continue
+                await self._handle_batch(consumer, messages, stopping)
+        finally:
+            self.stopped = True
+            lag.forget()
+            # The commits on the way were sent without waiting; the last one waits for the broker.
+            assigned = {(tp.topic, tp.partition) for tp in await self._call(consumer.assignment)}
+            if last := {tp: offset for tp, offset in self._finished.items() if tp in assigned}:
+                await self._commit(consumer, last, wait=True)
+            await self._call(consumer.close)
+            self._executor.shutdown(wait=False)
+            logger.info("Stopped consuming %s as group %s (%s)", self.topic.name, self.group_id, self.stats)
+
+    async def _subscribe(self, config: dict[str, Any], lag: metrics.LagFromStatistics) -> Consumer:
         consumer = Consumer(
             {
                 **config,
@@ -182,22 +272,8 @@ class TopicLoop(Generic[P]):
                 [self.topic.name], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
             )
         )
-        logger.info("Consuming %s as group %s", self.topic.name, config["group.id"])
-        try:
-            while not stopping.is_set():
-                messages = await self._call(self._fetch, consumer)
-                self.last_poll = time.monotonic()
-                await self._handle_batch(consumer, messages, stopping)
-        finally:
-            self.stopped = True
-            lag.forget()
-            # The commits on the way were sent without waiting; the last one waits for the broker.
-            assigned = {(tp.topic, tp.partition) for tp in await self._call(consumer.assignment)}
-            if last := {tp: offset for tp, offset in self._finished.items() if tp in assigned}:
-                await self._commit(consumer, last, wait=True)
-            await self._call(consumer.close)
-            self._executor.shutdown(wait=False)
-            logger.info("Stopped consuming %s as group %s (%s)", self.topic.name, self.group_id, self.stats)
+        self.consumer = consumer
+        return consumer
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Rebalance callbacks run inside consume(), on the consumer's thread.

@@ -48,6 +48,11 @@ CONSUMER_LAG = Gauge(
     ["group", "topic", "partition"],
     multiprocess_mode="liveall",
 )
+CONSUMER_RESTARTS = Counter(
+    "kafka_bridge_consumer_restarts",
+    "Consumers a loop replaced because records waited in its partitions while it delivered none (see loop.py).",
+    ["loop", "topic"],
+)
 PRODUCER_ERRORS = Counter(
     "kafka_producer_errors",
     "Records a producer reported not delivered (outbox relay, typing events, dead letters).",
@@ -71,6 +76,11 @@ def record_dead_lettered(loop: str, topic: str, seconds: float) -> None:
     """Count a record parked in the dead-letter topic after `seconds` of trying."""
     RECORDS.labels(loop, topic, DEAD_LETTERED).inc()
     HANDLE_SECONDS.labels(loop, topic).observe(seconds)
+
+
+def record_consumer_restart(loop: str, topic: str) -> None:
+    """Count a stuck consumer that a loop replaced."""
+    CONSUMER_RESTARTS.labels(loop, topic).inc()
 
 
 def producer_error() -> None:

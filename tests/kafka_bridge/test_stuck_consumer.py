@@ -1,0 +1,82 @@
+"""A loop replaces a consumer that holds its partitions but delivers nothing while records arrive.
+
+The wedge librdkafka can get into after a broker restart cannot be made on
+demand; a consumer whose partitions are paused is in the same state seen from
+outside (assigned, polling, fetching nothing), so the test pauses one, on the
+real broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client import REGISTRY
+
+from kafka_bridge.loop import RecordInfo, TopicLoop
+from kafka_bridge.topics import Topic
+from messaging.events import TypingEvent
+
+
+def restarts(loop: TopicLoop) -> float:
+    value = REGISTRY.get_sample_value(
+        "kafka_bridge_consumer_restarts_total", {"loop": loop.name, "topic": loop.topic.name}
+    )
+    return value or 0.0
+
+
+async def eventually(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+async def test_a_consumer_that_delivers_nothing_while_records_arrive_is_replaced(settings):
+    settings.KAFKA_STUCK_CONSUMER_SECONDS = 1.0
+    name = f"stuck-test-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
+    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(timeout=30)
+    topic = Topic(name, TypingEvent, lambda p: p.conversation_id, 60_000)
+    handled: list[int] = []
+
+    async def handle(payload: TypingEvent, _info: RecordInfo) -> None:
+        handled.append(payload.timestamp)
+
+    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
+
+    def send(number: int) -> None:
+        event = TypingEvent(conversation_id="c", user_id="u", is_typing=True, timestamp=number)
+        producer.produce(name, key=b"c", value=event.encode())
+        producer.flush(10)
+
+    loop = TopicLoop(topic, handle, dead_letter_producer=None, group_id=f"group-{name}")  # type: ignore[arg-type]
+    stopping = asyncio.Event()
+    running = asyncio.create_task(loop.run(stopping))
+    try:
+        await eventually(lambda: loop.assignment, 30, "the loop never got its partition")
+        send(1)
+        await eventually(lambda: handled == [1], 30, "the healthy consumer did not deliver")
+        # Idle with nothing new: no replacement, however long it waits.
+        await asyncio.sleep(3)
+        assert restarts(loop) == 0
+
+        wedged = loop.consumer
+        assert wedged is not None
+        await loop._call(lambda: wedged.pause(wedged.assignment()))
+        sent = [1]
+        deadline = time.monotonic() + 30
+        while len(sent) < 3 or not set(sent) <= set(handled):  # records keep arriving, as in a busy chat
+            assert time.monotonic() < deadline, f"records still waiting: sent {sent}, handled {handled}"
+            sent.append(sent[-1] + 1)
+            send(sent[-1])
+            await asyncio.sleep(0.5)
+        assert restarts(loop) >= 1
+        assert loop.consumer is not wedged
+    finally:
+        stopping.set()
+        await asyncio.wait_for(running, 30)
+        admin.delete_topics([name])
