@@ -11,6 +11,8 @@ Tokens are redacted from the message, its arguments and any traceback
 (`RedactTokens`), so that a `?token=` query string or an `Authorization`
 header never reaches a log. A client's 4xx is the client's business: Django
 logs it as WARNING, `ClientErrorsAtInfo` lowers it to INFO (5xx stay ERROR).
+Identical Kafka warnings are merged (`KafkaRepeats`): a broker outage is a
+line per client and reason every few seconds, not a flood.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import logging.config
 import re
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,6 +102,46 @@ class ClientErrorsAtInfo(logging.Filter):
         if record.name == "django.request" and client_error and record.levelno > logging.INFO:
             record.levelno, record.levelname = logging.INFO, "INFO"
             return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
+### Repeats ###
+
+
+class KafkaRepeats(logging.Filter):
+    """Let the first of identical Kafka warnings through, then one per `window` seconds saying how many were left out.
+
+    While a broker is down, every client reports every failed reconnect
+    (librdkafka's log and its error callback), a few lines a second each:
+    the first line says what happened, the rest would bury everything else.
+    Only WARNING and above from the Kafka loggers are merged.
+    """
+
+    PREFIXES = ("kafka.", "kafka_bridge.")
+    MAX_KEYS = 1000
+
+    def __init__(self, window: float = 10.0) -> None:
+        super().__init__()
+        self.window = window
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, int, str], list[float]] = {}  # key -> [shown at, left out since]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not record.name.startswith(self.PREFIXES):
+            return True
+        message = record.getMessage()
+        key = (record.name, record.levelno, message)
+        now = time.monotonic()
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is not None and now - seen[0] < self.window:
+                seen[1] += 1
+                return False
+            if len(self._seen) >= self.MAX_KEYS:
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window}
+            self._seen[key] = [now, 0]
+        if seen is not None and seen[1]:
+            record.msg, record.args = f"{message} ({seen[1]:.0f} more like it left out)", None
         return True
 
 

@@ -123,3 +123,29 @@ def test_client_errors_are_info_and_server_errors_stay_errors():
     # Only Django's request logger: another logger's warning about a 4xx is its own call.
     other = record("odd", level=logging.WARNING, name="chat.test", status_code=404)
     assert quiet.filter(other) and other.levelname == "WARNING"
+
+
+def test_identical_kafka_warnings_are_merged_and_counted(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(logs.time, "monotonic", lambda: clock[0])
+    repeats = logs.KafkaRepeats(window=10.0)
+    refused = "FAIL [chat-bridge-chat-messages#consumer-3]: Connect to 127.0.0.1:9092 failed: Connection refused"
+
+    def passes(msg: str, level: int = logging.WARNING, name: str = "kafka.librdkafka") -> logging.LogRecord | None:
+        rec = record(msg, level=level, name=name)
+        return rec if repeats.filter(rec) else None
+
+    assert passes(refused) is not None  # the first one says what happened
+    for _ in range(50):
+        clock[0] += 0.05
+        assert passes(refused) is None
+    # A different warning, the same one from another logger, an INFO line and other loggers all pass meanwhile.
+    assert passes("Kafka consumer error on typing-events: _TRANSPORT", name="kafka_bridge.loop") is not None
+    assert passes(refused, name="kafka_bridge.clients") is not None
+    assert passes(refused, level=logging.INFO) is not None
+    assert passes(refused, name="django.request") is not None
+    assert passes(refused, name="django.request") is not None
+    clock[0] += 10.0
+    shown = passes(refused)
+    assert shown is not None and shown.getMessage() == f"{refused} (50 more like it left out)"
+    assert passes(refused) is None
