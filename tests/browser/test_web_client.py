@@ -133,6 +133,8 @@ def test_markup_in_messages_and_names_is_shown_as_text(people):
     image = '<img src="x" onerror="window.pwned = 2">'
     ann.send(script)
     ann.send(image)
+    # Both arrived (the list shows the last): nothing redraws the list under the click.
+    expect(ben.page.locator("#conversation-list .conversation-preview")).to_have_text(f"<b>Ann</b>: {image}")
     ben.open_chat("<b>Ann</b>")  # the narrow layout: the list, then the pane
     expect(ben.bubble(image)).to_have_count(1)
     expect(ben.bubble(script)).to_have_count(1)
@@ -197,7 +199,8 @@ def test_logging_out_in_one_tab_signs_out_the_other_tabs_of_the_browser(people):
     assert ann.context is not None
     other_tab = ann.context.new_page()  # the same browser: the same session
     other_tab.goto(ann.base + "/")
-    expect(other_tab.locator("body")).to_have_attribute("data-view", "app")
+    # Connected, and caught up with what happened while it connected.
+    expect(other_tab.locator("body")).to_have_attribute("data-online", "true")
     ann.send("from the first tab")
     expect(other_tab.locator("#conversation-list .conversation-preview")).to_contain_text("from the first tab")
     ann.page.get_by_role("button", name="Log out").click()
@@ -207,3 +210,35 @@ def test_logging_out_in_one_tab_signs_out_the_other_tabs_of_the_browser(people):
     # Ben, signed in on his own browser, is not affected.
     expect(ben.page.locator("#conversation-list .conversation-preview")).to_contain_text("from the first tab")
     expect(ben.page.locator("#offline-banner")).to_be_hidden()
+
+
+def test_a_list_answer_older_than_a_live_message_does_not_hide_it(people):
+    ann, ben = people("ann").register(), people("ben").register()
+    ann.start_chat(ben)
+    ann.send("first")
+    assert ann.context is not None
+    tab = ann.context.new_page()
+    held = []  # the list the tab asks for once connected, answered as of now but delivered later
+
+    def hold_after_the_first(route):
+        if not hasattr(hold_after_the_first, "seen"):
+            hold_after_the_first.seen = True  # type: ignore[attr-defined]
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    tab.route("**/api/conversations/?cursor=*", hold_after_the_first)
+    tab.goto(ann.base + "/")
+    for _ in range(400):
+        if held:
+            break
+        tab.wait_for_timeout(50)
+    assert len(held) == 1
+    preview = tab.locator("#conversation-list .conversation-preview")
+    ann.send("second")
+    expect(preview).to_have_text("You: second")  # live
+    route, stale = held[0]
+    route.fulfill(response=stale)  # written before "second" was sent
+    expect(tab.locator("body")).to_have_attribute("data-online", "true")
+    expect(preview).to_have_text("You: second")
+    expect(ben.page.locator("#conversation-list .conversation-preview")).to_have_text(f"{ann.username}: second")

@@ -171,11 +171,12 @@ async function saveProfile(event) {
 
 async function loadConversations(first) {
   const page = await api("GET", "/api/conversations/", undefined, { cursor: first ? "" : state.nextCursor });
+  const known = new Map(state.conversations);
   if (first) state.conversations.clear();
   // The server's order is by last activity; a conversation without messages keeps its place in it.
   let floor = first ? Date.now() : Math.min(...[...state.conversations.values()].map((c) => c.activity), Date.now());
   for (const c of page.results) {
-    addConversation(c, floor - 1);
+    addConversation(c, floor - 1, known.get(c.id));
     floor = Math.min(floor, state.conversations.get(c.id).activity);
   }
   state.nextCursor = page.next;
@@ -183,9 +184,14 @@ async function loadConversations(first) {
   renderConversationList();
 }
 
-function addConversation(conversation, fallback) {
+function addConversation(conversation, fallback, known = state.conversations.get(conversation.id)) {
   conversation.participants.forEach(remember);
-  const known = state.conversations.get(conversation.id);
+  if (known && (known.lastSeq || 0) > (conversation.lastSeq || 0)) {
+    // Messages arrived live after the server wrote this answer: keep what they brought.
+    conversation.lastSeq = known.lastSeq;
+    conversation.lastMessage = known.lastMessage;
+    conversation.unreadCount = known.unreadCount;
+  }
   const activity = conversation.lastMessage ? Date.parse(conversation.lastMessage.createdAt) : 0;
   conversation.activity = known ? Math.max(known.activity, activity) : activity;
   if (fallback !== undefined && !conversation.activity) conversation.activity = fallback;
@@ -683,6 +689,7 @@ async function onOnline() {
       markRead();
     }
     loadNotifications();
+    document.body.dataset.online = "true";
   } catch {
     // The server went away again; the next connect tries again.
   }
@@ -690,6 +697,7 @@ async function onOnline() {
 
 async function onOffline(attempt) {
   $("offline-banner").hidden = false;
+  delete document.body.dataset.online;
   if (attempt >= 2) {
     // A refused handshake looks like a lost connection: check the session is still valid.
     try {
