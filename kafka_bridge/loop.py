@@ -13,6 +13,7 @@ what was finished and closes the consumer.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -130,42 +131,78 @@ class Stopping(Exception):
 
 
 class StuckWatch:
-    """Notices a consumer that stopped delivering while records wait in its partitions.
+    """Notices a consumer that is stuck: it polls, but will never deliver again.
 
     librdkafka can, rarely, keep a consumer's group coordinator connection
-    from coming back after a broker restart: the consumer still polls and
-    still holds its partitions, but fetches nothing, and nothing inside the
-    client gets it out. A healthy consumer delivers a new record within
-    milliseconds, so when the high watermarks of the partitions it holds rise
-    over a whole `after_seconds` without a record delivered, the loop
-    replaces the consumer (its partitions go to the new one, or to another
-    bridge); records are never skipped, only delivered again.
+    from coming back after a broker restart. The consumer still polls, and
+    nothing inside the client gets it out. Two ways it shows:
+
+    - it still holds its partitions but fetches nothing: the high watermarks
+      of those partitions rise over a whole `after_seconds` without a record
+      delivered (a healthy consumer delivers within milliseconds);
+    - its session timed out during the outage and it cannot rejoin: its
+      statistics have not shown it a steady member of its group for
+      `3 * after_seconds` while the broker answers.
+
+    Either way the loop replaces the consumer (its partitions go to the new
+    one, or to another bridge); records are never skipped, only delivered
+    again. A consumer that holds no partition because others hold them all
+    is a steady member, and is left alone.
     """
 
     def __init__(self, after_seconds: float) -> None:
         self.after_seconds = after_seconds
+        self.new_consumer()
+
+    def new_consumer(self) -> Callable[[str], None]:
+        """Start watching a new consumer; return the statistics callback that tells its group state."""
         self.progressed()
+        self._steady_at = time.monotonic()
+        return self._statistics
+
+    def _statistics(self, stats_json: str) -> None:
+        try:
+            join_state = (json.loads(stats_json).get("cgrp") or {}).get("join_state")
+        except (ValueError, AttributeError):
+            return
+        if join_state == "steady":
+            self._steady_at = time.monotonic()
 
     def progressed(self) -> None:
-        """The consumer delivered records (or is new): start watching afresh."""
+        """The consumer delivered records: start watching afresh."""
         self._since = time.monotonic()
         self._seen: tuple[frozenset[tuple[str, int]], int] | None = None
+        self._answering_since: float | None = None
 
-    def stuck(self, consumer: Consumer) -> bool:
-        """Return whether the consumer is stuck; called after a poll that delivered nothing (on its thread)."""
-        if time.monotonic() - self._since < self.after_seconds:
-            return False
-        self._since = time.monotonic()
+    def stuck(self, consumer: Consumer) -> str | None:
+        """Return why the consumer is stuck, or None; called after a poll that delivered nothing (on its thread)."""
+        now = time.monotonic()
+        if now - self._since < self.after_seconds:
+            return None
+        self._since = now
         partitions = consumer.assignment()
         try:
-            # Asks each partition's leader, not the group coordinator.
-            high = sum(consumer.get_watermark_offsets(tp, timeout=2.0)[1] for tp in partitions)
+            if not partitions:
+                consumer.list_topics(timeout=2.0)  # the broker answers: the consumer could rejoin
+            else:
+                # Asks each partition's leader, not the group coordinator.
+                high = sum(consumer.get_watermark_offsets(tp, timeout=2.0)[1] for tp in partitions)
         except KafkaException:
-            self._seen = None  # the broker does not answer: nothing to compare
-            return False
+            # The broker does not answer: nobody could fetch or rejoin; start again once it does.
+            self._seen = self._answering_since = None
+            return None
+        if self._answering_since is None:
+            self._answering_since = now
+        if not partitions:
+            unjoined = now - max(self._steady_at, self._answering_since)
+            if unjoined > 3 * self.after_seconds:
+                return f"not back in its group for {unjoined:.0f}s while the broker answers"
+            return None
         seen = (frozenset((tp.topic, tp.partition) for tp in partitions), high)
         previous, self._seen = self._seen, seen
-        return bool(partitions) and previous is not None and previous[0] == seen[0] and high > previous[1]
+        if previous is not None and previous[0] == seen[0] and high > previous[1]:
+            return f"delivered nothing for {self.after_seconds:.0f}s while records waited in its partitions"
+        return None
 
 
 def _close_in_background(consumer: Consumer) -> None:
@@ -222,27 +259,23 @@ class TopicLoop(Generic[P]):
         """Poll, handle and commit until asked to stop; always close the consumer."""
         config = consumer_config(self.group_id)
         lag = metrics.LagFromStatistics(config["group.id"], self.topic.name)
-        consumer = await self._subscribe(config, lag)
-        logger.info("Consuming %s as group %s", self.topic.name, config["group.id"])
         watch = StuckWatch(settings.KAFKA_STUCK_CONSUMER_SECONDS)
+        consumer = await self._subscribe(config, lag, watch)
+        logger.info("Consuming %s as group %s", self.topic.name, config["group.id"])
         try:
             while not stopping.is_set():
                 messages = await self._call(self._fetch, consumer)
                 self.last_poll = time.monotonic()
                 if messages:
                     watch.progressed()
-                elif await self._call(watch.stuck, consumer):
+                elif reason := await self._call(watch.stuck, consumer):
                     logger.warning(
-                        "Consumer of %s delivered nothing for %.0fs while records waited; replacing it",
-                        self.topic.name,
-                        watch.after_seconds,
-                        extra={"topic": self.topic.name},
+                        "Consumer of %s %s; replacing it", self.topic.name, reason, extra={"topic": self.topic.name}
                     )
                     metrics.record_consumer_restart(self.name, self.topic.name)
                     _close_in_background(consumer)
                     self.assignment = set()
-                    consumer = await self._subscribe(config, lag)
-                    watch.progressed()
+                    consumer = await self._subscribe(config, lag, watch)
                     continue
                 await self._handle_batch(consumer, messages, stopping)
         finally:
@@ -256,7 +289,13 @@ class TopicLoop(Generic[P]):
             self._executor.shutdown(wait=False)
             logger.info("Stopped consuming %s as group %s (%s)", self.topic.name, self.group_id, self.stats)
 
-    async def _subscribe(self, config: dict[str, Any], lag: metrics.LagFromStatistics) -> Consumer:
+    async def _subscribe(self, config: dict[str, Any], lag: metrics.LagFromStatistics, watch: StuckWatch) -> Consumer:
+        group_state = watch.new_consumer()
+
+        def statistics(stats_json: str) -> None:
+            lag(stats_json)
+            group_state(stats_json)
+
         consumer = Consumer(
             {
                 **config,
@@ -264,7 +303,7 @@ class TopicLoop(Generic[P]):
                 "error_cb": self._log_error,
                 "on_commit": self._on_commit,
                 "statistics.interval.ms": metrics.STATISTICS_INTERVAL_MS,
-                "stats_cb": lag,
+                "stats_cb": statistics,
             }
         )
         await self._call(

@@ -1,4 +1,5 @@
-"""A loop replaces a consumer that holds its partitions but delivers nothing while records arrive.
+"""A loop replaces a stuck consumer: one that holds its partitions but delivers nothing while records
+arrive, or one that cannot get back into its group.
 
 The wedge librdkafka can get into after a broker restart cannot be made on
 demand; a consumer whose partitions are paused is in the same state seen from
@@ -9,14 +10,16 @@ real broker.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import REGISTRY
 
-from kafka_bridge.loop import RecordInfo, TopicLoop
+from kafka_bridge import loop as loop_module
+from kafka_bridge.loop import RecordInfo, StuckWatch, TopicLoop
 from kafka_bridge.topics import Topic
 from messaging.events import TypingEvent
 
@@ -80,3 +83,45 @@ async def test_a_consumer_that_delivers_nothing_while_records_arrive_is_replaced
         stopping.set()
         await asyncio.wait_for(running, 30)
         admin.delete_topics([name])
+
+
+class Unassigned:
+    """A consumer holding no partition, as librdkafka reports it; the broker answers or not."""
+
+    def __init__(self) -> None:
+        self.broker_answers = True
+
+    def assignment(self) -> list:
+        return []
+
+    def list_topics(self, timeout: float) -> None:
+        if not self.broker_answers:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+
+
+def test_a_consumer_that_cannot_rejoin_its_group_is_replaced_and_a_steady_idle_one_is_not(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(loop_module.time, "monotonic", lambda: clock[0])
+    steady = json.dumps({"cgrp": {"state": "up", "join_state": "steady", "assignment_size": 0}})
+    rejoining = json.dumps({"cgrp": {"state": "up", "join_state": "wait-join", "assignment_size": 0}})
+
+    def watch_for(seconds: float, statistics: str, consumer: Unassigned) -> list[str | None]:
+        watch = StuckWatch(10.0)
+        report = watch.new_consumer()
+        verdicts = []
+        for _ in range(int(seconds / 5)):  # librdkafka reports every 5 s; the loop asks after every empty poll
+            clock[0] += 5
+            report(statistics)
+            verdicts.append(watch.stuck(consumer))
+        return verdicts
+
+    # More consumers than partitions: this one holds none, and is a steady member. Never replaced.
+    assert not any(watch_for(120, steady, Unassigned()))
+    # Its session timed out in an outage and it never got back in: replaced once the broker answered for 30 s.
+    verdicts = watch_for(60, rejoining, Unassigned())
+    assert not any(verdicts[:7]) and any(verdicts[7:])
+    assert "not back in its group" in next(v for v in verdicts if v)
+    # While the broker itself does not answer, nobody could rejoin: not replaced.
+    down = Unassigned()
+    down.broker_answers = False
+    assert not any(watch_for(120, rejoining, down))
