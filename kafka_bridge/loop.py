@@ -130,6 +130,10 @@ class Stopping(Exception):
     """Raised inside a retry wait when the bridge is asked to stop."""
 
 
+# How many checks in a row (each `after_seconds` apart) must see records arrive undelivered.
+RISING_CHECKS = 3
+
+
 class StuckWatch:
     """Notices a consumer that is stuck: it polls, but will never deliver again.
 
@@ -138,8 +142,9 @@ class StuckWatch:
     nothing inside the client gets it out. Two ways it shows:
 
     - it still holds its partitions but fetches nothing: the high watermarks
-      of those partitions rise over a whole `after_seconds` without a record
-      delivered (a healthy consumer delivers within milliseconds);
+      of those partitions rise through RISING_CHECKS checks in a row,
+      `after_seconds` apart, without a record delivered (a healthy consumer
+      delivers within milliseconds);
     - its session timed out during the outage and it cannot rejoin: its
       statistics have not shown it a steady member of its group for
       `3 * after_seconds` while the broker answers.
@@ -172,6 +177,7 @@ class StuckWatch:
         """The consumer delivered records: start watching afresh."""
         self._since = time.monotonic()
         self._seen: tuple[frozenset[tuple[str, int]], int] | None = None
+        self._rising = 0
         self._answering_since: float | None = None
 
     def stuck(self, consumer: Consumer) -> str | None:
@@ -201,7 +207,12 @@ class StuckWatch:
         seen = (frozenset((tp.topic, tp.partition) for tp in partitions), high)
         previous, self._seen = self._seen, seen
         if previous is not None and previous[0] == seen[0] and high > previous[1]:
-            return f"delivered nothing for {self.after_seconds:.0f}s while records waited in its partitions"
+            self._rising += 1
+        else:
+            self._rising = 0
+        if self._rising >= RISING_CHECKS:
+            waited = RISING_CHECKS * self.after_seconds
+            return f"delivered nothing for {waited:.0f}s while records kept arriving in its partitions"
         return None
 
 
