@@ -17,13 +17,15 @@ import hashlib
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from .tokens import TokenExpired
+
 CREDENTIAL_ENDED_EVENT = "credential.ended"
 LOGGED_OUT = "logged_out"
 TOKEN_EXPIRED = "token_expired"
 # What the `error` frame sent just before the close says, by its code.
 CREDENTIAL_ENDED_DETAIL = {
     LOGGED_OUT: "Signed out: this token or session was ended.",
-    TOKEN_EXPIRED: "The token has expired; ask /api/auth/token/ for a new one.",
+    TOKEN_EXPIRED: str(TokenExpired.default_detail),  # what REST says of an expired token
 }
 
 
