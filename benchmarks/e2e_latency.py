@@ -56,7 +56,7 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 from benchmarks.report import percentile  # noqa: E402
 from messaging.events import CHAT_MESSAGES  # noqa: E402
-from messaging.realtime import user_group  # noqa: E402
+from messaging.realtime import WEB_PROCESSES  # noqa: E402
 from tests.support.client import Socket, User, conversation, register  # noqa: E402
 from tests.support.stack import Stack, require_env  # noqa: E402
 
@@ -196,14 +196,15 @@ def kafka_timeline(conversation_id: str) -> dict[str, tuple[float, float]]:
 
 
 class GroupTap:
-    """Listens on Redis to what the bridge publishes to one user's group, with the time it was seen.
+    """Listens on Redis to what the bridge publishes to the web processes for one user, with the time it was seen.
 
     The pub/sub layer publishes a group_send on `<prefix>__group__<group>`; a
     subscriber of our own tells the bridge's share of the delay from daphne's.
     """
 
     def __init__(self, user_id: str) -> None:
-        self.pattern = f"*__group__{user_group(user_id)}"
+        self.user_id = user_id
+        self.pattern = f"*__group__{WEB_PROCESSES}"
         self.seen: dict[str, float] = {}
         self._redis = aioredis.from_url(require_env("REDIS_URL"))
         self._pubsub = self._redis.pubsub()
@@ -220,9 +221,10 @@ class GroupTap:
             if item["type"] != "pmessage":
                 continue
             now = time.time()
-            frame = self._codec.deserialize(item["data"]).get("frame", {})
-            if frame.get("type") == "message.new":
-                self.seen.setdefault(frame["message"]["clientMessageId"], now)
+            for user_ids, text, _exclude in self._codec.deserialize(item["data"]).get("pushes", []):
+                frame = json.loads(text)
+                if self.user_id in user_ids and frame.get("type") == "message.new":
+                    self.seen.setdefault(frame["message"]["clientMessageId"], now)
 
     async def stop(self) -> None:
         if self._task is not None:

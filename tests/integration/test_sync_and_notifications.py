@@ -7,15 +7,16 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
-from tests.support.client import conversation
+from tests.support.client import Watermarks, conversation
 from tests.support.stack import require_env
 
 pytestmark = pytest.mark.integration
 
 
 async def sync_all(socket, confirm=True, limit=None):
-    """Run the client's resume loop: sync until `more` is false, confirming each batch."""
+    """Run the client's resume loop: sync until `more` is false, confirming each batch by watermark."""
     received = []
+    held = Watermarks()
     while True:
         frame = {"type": "sync"} if limit is None else {"type": "sync", "limit": limit}
         start = len(socket.of_type("message.new"))
@@ -24,8 +25,11 @@ async def sync_all(socket, confirm=True, limit=None):
         batch = [f["message"] for f in socket.of_type("message.new")[start : start + done["count"]]]
         assert len(batch) == done["count"]
         received.extend(batch)
-        if confirm and batch:
-            await socket.send({"type": "message.received", "messageIds": [m["id"] for m in batch]})
+        for message in batch:
+            held.add(message)
+        if confirm:
+            for move in held.moves():
+                await socket.send(move)
         if not done["more"]:
             return received
         if not confirm:
@@ -55,7 +59,13 @@ async def test_offline_user_gets_a_burst_by_sync_in_order_exactly_once(make_user
         assert [m["seq"] for m in received] == list(range(1, 91))  # in order, none missing, none twice
         assert len({m["id"] for m in received}) == 90
         again = await socket.request({"type": "sync"})
-        assert again == {"type": "sync.done", "requestId": again["requestId"], "count": 0, "more": False}
+        assert again == {
+            "type": "sync.done",
+            "requestId": again["requestId"],
+            "count": 0,
+            "more": False,
+            "conversations": [],
+        }
     finally:
         await socket.close()
 

@@ -151,3 +151,32 @@ class Socket:
         await self.conn.close()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+
+
+@dataclass
+class Watermarks:
+    """What a client holds of each conversation, and how far its contiguous run from seq 1 reaches (PROTOCOL.md §6)."""
+
+    held: dict[str, set[int]] = field(default_factory=dict)
+    marks: dict[str, int] = field(default_factory=dict)
+    confirmed: dict[str, int] = field(default_factory=dict)
+
+    def add(self, message: dict[str, Any]) -> None:
+        """Keep a message (from live, sync or an ack) and move its conversation's run over it and what follows."""
+        conversation_id = message["conversationId"]
+        held = self.held.setdefault(conversation_id, set())
+        held.add(message["seq"])
+        mark = self.marks.get(conversation_id, 0)
+        while mark + 1 in held:
+            mark += 1
+            held.discard(mark)
+        self.marks[conversation_id] = mark
+
+    def moves(self) -> list[dict[str, Any]]:
+        """Return a `message.received` frame for each conversation whose run moved since the last call."""
+        frames = []
+        for conversation_id, mark in self.marks.items():
+            if mark > self.confirmed.get(conversation_id, 0):
+                frames.append({"type": "message.received", "conversationId": conversation_id, "upToSeq": mark})
+                self.confirmed[conversation_id] = mark
+        return frames
