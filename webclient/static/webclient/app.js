@@ -359,11 +359,12 @@ async function loadNewest(conversationId) {
   });
   t.loaded = true;
   const first = page.results[0];
-  if (first && !t.messages.has(first.seq - 1)) {
+  const below = first ? [...t.messages.keys()].filter((seq) => seq < first.seq) : [];
+  if (below.length && !t.messages.has(first.seq - 1)) {
     // The pane shows one run without holes: what the thread had below the newest page (before an absence)
     // is left to scrolling up, which loads it again.
-    for (const seq of [...t.messages.keys()]) if (seq < first.seq) t.messages.delete(seq);
-    t.oldestSeq = null;
+    for (const seq of below) t.messages.delete(seq);
+    t.oldestSeq = Math.min(first.seq, ...t.messages.keys());
     t.complete = false;
   }
   page.results.forEach((m) => storeMessage(m));
