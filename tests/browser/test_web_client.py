@@ -143,6 +143,30 @@ def test_a_group_shows_seen_by_from_read_watermarks_and_ticks_from_the_aggregate
     tab.screenshot(path=str(SCREENSHOT_DIR / "group-watermarks-ann-aggregate-only.png"))
 
 
+def test_a_message_that_never_arrives_live_is_fetched_from_history_before_the_page_confirms(people):
+    ann, ben = people("ann"), people("ben")
+    # Every copy of one message to Ben's page is lost on the way: only history can fill the gap it leaves.
+    lost = HiddenFrames(ben.page, lambda f: f.get("type") == "message.new" and f["message"]["content"] == "lost")
+    ben_frames = Frames(ben.page)
+    history = []
+    ben.page.on("request", lambda request: history.append(request.url) if "after_seq=" in request.url else None)
+    ann.register()
+    ben.register()
+    ann.start_chat(ben)
+    ann.send("hello")
+    expect(ann.bubble("hello").locator(".tick")).to_have_attribute("data-status", "DELIVERED")
+    ann.send("lost")
+    ann.send("after")
+    until(ben.page, lambda: bool(lost.hidden))
+    expect(ann.page.locator("#messages .tick[data-status=DELIVERED]")).to_have_count(3)
+    assert any("after_seq=1" in url for url in history)
+    # It confirmed only runs it held: 1, then 3 once 2 was there.
+    assert [f["upToSeq"] for f in ben_frames.sent_of("message.received")] == [1, 3]
+    ben.open_chat(ann.username)
+    expect(ben.page.locator("#messages .message")).to_have_count(3)
+    assert ben.messages() == ["hello", "lost", "after"]
+
+
 def test_twenty_messages_to_an_offline_user_arrive_once_in_order_with_a_notification(people):
     ann, ben = people("ann").register(), people("ben").register()
     ann.start_chat(ben)
