@@ -8,6 +8,7 @@ their own session). Every test leaves a screenshot of each page under
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, WebSocket, WebSocketRoute, expect, sync_playwright
 
 from tests.support.stack import LOG_DIR, Stack, free_port
 
@@ -137,6 +138,55 @@ class Person:
     def screenshot(self, label: str) -> None:
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SCREENSHOT_DIR / f"{label}-{self.name}.png"))
+
+
+class Frames:
+    """The JSON frames that one page's sockets send and receive, from its next socket on."""
+
+    def __init__(self, page: Page) -> None:
+        self.sent: list[dict] = []
+        self.received: list[dict] = []
+        page.on("websocket", self._follow)
+
+    def _follow(self, socket: WebSocket) -> None:
+        socket.on("framesent", lambda payload: self.sent.append(json.loads(payload)))
+        socket.on("framereceived", lambda payload: self.received.append(json.loads(payload)))
+
+    def sent_of(self, kind: str) -> list[dict]:
+        return [frame for frame in self.sent if frame.get("type") == kind]
+
+    def received_of(self, kind: str) -> list[dict]:
+        return [frame for frame in self.received if frame.get("type") == kind]
+
+
+def until(page: Page, condition) -> None:
+    """Wait (pumping Playwright's events) until `condition()` holds; fail after LIVE_MS."""
+    for _ in range(LIVE_MS // 50):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    assert condition()
+
+
+class HiddenFrames:
+    """Keeps the server's frames that `hide(frame)` picks from a page's sockets, and forwards the rest."""
+
+    def __init__(self, page: Page, hide) -> None:
+        self.hide = hide
+        self.hidden: list[dict] = []
+        page.route_web_socket(re.compile(r".*/ws/chat/.*"), self._route)
+
+    def _route(self, page_side: WebSocketRoute) -> None:
+        server = page_side.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if self.hide(frame):
+                self.hidden.append(frame)
+            else:
+                page_side.send(message)
+
+        server.on_message(from_server)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LIVE_MS, PASSWORD
+from tests.browser.conftest import LIVE_MS, PASSWORD, SCREENSHOT_DIR, Frames, HiddenFrames, until
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +65,106 @@ def test_a_group_of_three_shows_who_has_seen_a_message(people):
     cat.send("Yes!")
     expect(ben.bubble("Yes!").locator(".message-sender")).to_have_text("Cat Cole")
     ann.screenshot("group")
+
+
+def test_ticks_go_sent_delivered_read_from_watermark_frames_in_a_direct_chat(people):
+    ann, ben = people("ann"), people("ben")
+    ann_frames, ben_frames = Frames(ann.page), Frames(ben.page)
+
+    def statuses() -> list[dict]:
+        return ann_frames.received_of("message.status")
+
+    ann.register()
+    ben.register()
+    ben.page.goto("about:blank")  # away
+    ann.start_chat(ben)
+    for text in ("one", "two", "three"):
+        ann.send(text)
+    ticks = ann.page.locator("#messages .message .tick")
+    expect(ticks).to_have_count(3)
+    expect(ann.page.locator("#messages .tick[data-status=SENT]")).to_have_count(3)
+    # Ben comes back: his page holds messages 1 to 3 and says so with a watermark, never message by message.
+    ben.page.goto(ben.base + "/")
+    expect(ann.page.locator("#messages .tick[data-status=DELIVERED]")).to_have_count(3)
+    confirmations = ben_frames.sent_of("message.received")
+    assert confirmations
+    assert all(set(frame) == {"type", "conversationId", "upToSeq"} for frame in confirmations)
+    assert max(frame["upToSeq"] for frame in confirmations) == 3
+    # Ann's page moved all three from Ben's watermark: a frame covers every message up to its upToSeq.
+    until(ann.page, lambda: any(f["status"] == "DELIVERED" and f.get("upToSeq") == 3 for f in statuses()))
+    assert all("upToSeq" in f for f in statuses() if f["status"] in ("DELIVERED", "READ"))
+    ben.open_chat(ann.username)
+    expect(ann.page.locator("#messages .tick[data-status=READ]")).to_have_count(3)
+    until(ann.page, lambda: any(f["status"] == "READ" and f.get("upToSeq") == 3 for f in statuses()))
+    assert ann.messages() == ben.messages() == ["one", "two", "three"]
+    ann.screenshot("watermark-ticks")
+
+
+def test_a_group_shows_seen_by_from_read_watermarks_and_ticks_from_the_aggregate_alone(people):
+    ann, ben, cat = people("ann").register(), people("ben").register(), people("cat").register()
+    ben.set_display_name("Ben Baker")
+    cat.set_display_name("Cat Cole")
+    ann.start_chat(ben, cat, title="Trio")
+    # A second tab of Ann's gets only the aggregate frames (`userId: null`): the per-member ones are kept back.
+    assert ann.context is not None
+    tab = ann.context.new_page()
+    per_member = HiddenFrames(tab, lambda f: f.get("type") == "message.status" and f.get("userId") is not None)
+    tab.goto(ann.base + "/")
+    expect(tab.locator("body")).to_have_attribute("data-online", "true")
+    tab.locator("#conversation-list button", has_text="Trio").click()
+    expect(tab.locator("#composer")).to_be_visible()
+    ann.send("Lunch at noon?")
+    ann.send("At the corner?")
+    expect(tab.locator("#messages .message")).to_have_count(2)
+    # The pages of Ben and Cat hold both messages: DELIVERED for everyone, in both tabs.
+    expect(ann.page.locator("#messages .tick[data-status=DELIVERED]")).to_have_count(2)
+    expect(tab.locator("#messages .tick[data-status=DELIVERED]")).to_have_count(2)
+    # Ben reads: his read watermark names him under Ann's latest message; not READ, as Cat has not read.
+    ben.open_chat("Trio")
+    seen = ann.page.locator("#messages .seen-by")
+    expect(seen).to_have_text("Seen by Ben Baker")
+    expect(ann.bubble("At the corner?").locator(".seen-by")).to_have_count(1)
+    expect(ann.page.locator("#messages .tick[data-status=DELIVERED]")).to_have_count(2)
+    # Without the per-member frames the second tab cannot know who read; it learns when everyone has.
+    until(tab, lambda: any(f["status"] == "READ" for f in per_member.hidden))
+    expect(tab.locator("#messages .seen-by")).to_have_count(0)
+    expect(tab.locator("#messages .tick[data-status=DELIVERED]")).to_have_count(2)
+    cat.open_chat("Trio")
+    expect(seen).to_have_text("Seen by Ben Baker, Cat Cole")
+    expect(ann.page.locator("#messages .tick[data-status=READ]")).to_have_count(2)
+    expect(tab.locator("#messages .tick[data-status=READ]")).to_have_count(2)
+    expect(tab.locator("#messages .seen-by")).to_have_text("Seen by Ben Baker, Cat Cole")
+    # A fresh page knows the same from the conversation's answer (each participant's lastReadSeq).
+    ann.page.reload()
+    ann.open_chat("Trio")
+    expect(seen).to_have_text("Seen by Ben Baker, Cat Cole")
+    expect(ann.page.locator("#messages .tick[data-status=READ]")).to_have_count(2)
+    ann.screenshot("group-watermarks")
+    tab.screenshot(path=str(SCREENSHOT_DIR / "group-watermarks-ann-aggregate-only.png"))
+
+
+def test_a_message_that_never_arrives_live_is_fetched_from_history_before_the_page_confirms(people):
+    ann, ben = people("ann"), people("ben")
+    # Every copy of one message to Ben's page is lost on the way: only history can fill the gap it leaves.
+    lost = HiddenFrames(ben.page, lambda f: f.get("type") == "message.new" and f["message"]["content"] == "lost")
+    ben_frames = Frames(ben.page)
+    history = []
+    ben.page.on("request", lambda request: history.append(request.url) if "after_seq=" in request.url else None)
+    ann.register()
+    ben.register()
+    ann.start_chat(ben)
+    ann.send("hello")
+    expect(ann.bubble("hello").locator(".tick")).to_have_attribute("data-status", "DELIVERED")
+    ann.send("lost")
+    ann.send("after")
+    until(ben.page, lambda: bool(lost.hidden))
+    expect(ann.page.locator("#messages .tick[data-status=DELIVERED]")).to_have_count(3)
+    assert any("after_seq=1" in url for url in history)
+    # It confirmed only runs it held: 1, then 3 once 2 was there.
+    assert [f["upToSeq"] for f in ben_frames.sent_of("message.received")] == [1, 3]
+    ben.open_chat(ann.username)
+    expect(ben.page.locator("#messages .message")).to_have_count(3)
+    assert ben.messages() == ["hello", "lost", "after"]
 
 
 def test_twenty_messages_to_an_offline_user_arrive_once_in_order_with_a_notification(people):

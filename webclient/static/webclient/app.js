@@ -2,13 +2,28 @@
 
 import { api, ApiError } from "./api.js";
 import { ChatSocket } from "./socket.js";
+import {
+  Holdings,
+  STATUS_RANK,
+  applyStatus,
+  deliveredSeqOf,
+  keepHigherWatermarks,
+  myEntry,
+  raiseMine,
+  readersOf,
+  statusOf,
+} from "./watermarks.js";
 
 const TYPING_SEND_EVERY_MS = 2000;
 const TYPING_IDLE_MS = 3000;
 const TYPING_SHOWN_MS = 6000;
 const ACK_TIMEOUT_MS = 10000;
 const HISTORY_PAGE = 50;
-const STATUS_RANK = { SENDING: 0, SENT: 1, DELIVERED: 2, READ: 3 };
+// A gap is filled from history a page of this size at a time (the API's maximum).
+const GAP_FILL_PAGE = 200;
+// Live messages of several senders can overtake one another: a missing one gets this long to arrive before
+// the page fetches it.
+const GAP_WAIT_MS = 300;
 const TICKS = { SENDING: "Sending…", SENT: "✓ Sent", DELIVERED: "✓✓ Delivered", READ: "✓✓ Read", FAILED: "Not sent" };
 
 const $ = (id) => document.getElementById(id);
@@ -44,10 +59,10 @@ const state = {
   conversations: new Map(), // id -> the contract's Conversation, plus `activity`
   nextCursor: null,
   openId: null,
-  threads: new Map(), // conversation id -> {messages: Map seq -> message, oldestSeq, complete, loading}
+  threads: new Map(), // conversation id -> {messages: Map seq -> message, oldestSeq, complete, loading, gap}
   seenIds: new Set(), // every message id shown: repeats are dropped by id
+  held: new Holdings(), // conversation id -> every message up to this seq is here (or in history): confirmed
   pending: new Map(), // clientMessageId -> {conversationId, content, requestId, timer, failed}
-  delivered: new Map(), // my message id -> Set of user ids that confirmed it
   typing: new Map(), // conversation id -> Map user id -> expiry timer
   typingSentAt: 0,
   typingIdleTimer: null,
@@ -82,7 +97,7 @@ function titleOf(conversation) {
 function thread(conversationId) {
   let t = state.threads.get(conversationId);
   if (!t) {
-    t = { messages: new Map(), oldestSeq: null, complete: false, loading: false, loaded: false };
+    t = { messages: new Map(), oldestSeq: null, complete: false, loading: false, loaded: false, gap: null };
     state.threads.set(conversationId, t);
   }
   return t;
@@ -192,6 +207,10 @@ function addConversation(conversation, fallback, known = state.conversations.get
     conversation.lastMessage = known.lastMessage;
     conversation.unreadCount = known.unreadCount;
   }
+  // Watermarks never move back: live frames may have moved them after the server wrote this answer.
+  if (known) keepHigherWatermarks(conversation, known);
+  const me = myEntry(conversation, state.me.id);
+  if (me) state.held.raise(conversation.id, deliveredSeqOf(me));
   const activity = conversation.lastMessage ? Date.parse(conversation.lastMessage.createdAt) : 0;
   conversation.activity = known ? Math.max(known.activity, activity) : activity;
   if (fallback !== undefined && !conversation.activity) conversation.activity = fallback;
@@ -339,8 +358,19 @@ async function loadNewest(conversationId) {
     limit: HISTORY_PAGE,
   });
   t.loaded = true;
+  const first = page.results[0];
+  const below = first ? [...t.messages.keys()].filter((seq) => seq < first.seq) : [];
+  if (below.length && !t.messages.has(first.seq - 1)) {
+    // The pane shows one run without holes: what the thread had below the newest page (before an absence)
+    // is left to scrolling up, which loads it again.
+    for (const seq of below) t.messages.delete(seq);
+    t.oldestSeq = Math.min(first.seq, ...t.messages.keys());
+    t.complete = false;
+  }
   page.results.forEach((m) => storeMessage(m));
   if (page.results.length < HISTORY_PAGE) t.complete = true;
+  // The newest page up to lastSeq: everything before it is in history, so the page holds all of it.
+  if (page.results.length) hold(conversationId, page.results[page.results.length - 1].seq, true);
 }
 
 async function loadOlder() {
@@ -381,24 +411,6 @@ function storeMessage(message) {
   return true;
 }
 
-function statusOf(message, conversation) {
-  // The sender's view: a recipient's READ watermark or confirmation can arrive before the message's own status.
-  let status = message.status;
-  const recipients = others(conversation);
-  if (!recipients.length) return status;
-  const readers = recipients.filter((id) => lastReadSeq(conversation, id) >= message.seq);
-  if (readers.length === recipients.length) return "READ";
-  const delivered = state.delivered.get(message.id);
-  const deliveredAll = recipients.every((id) => (delivered && delivered.has(id)) || lastReadSeq(conversation, id) >= message.seq);
-  if (deliveredAll && STATUS_RANK[status] < STATUS_RANK.DELIVERED) status = "DELIVERED";
-  return status;
-}
-
-function lastReadSeq(conversation, userId) {
-  const participant = conversation.participants.find((p) => String(p.id) === String(userId));
-  return participant ? participant.lastReadSeq || 0 : 0;
-}
-
 function renderMessages(scrollToEnd = true) {
   const conversationId = state.openId;
   if (!conversationId) return;
@@ -408,7 +420,7 @@ function renderMessages(scrollToEnd = true) {
   const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
   const stored = [...t.messages.values()].sort((a, b) => a.seq - b.seq);
   const mine = stored.filter((m) => m.senderId === state.me.id);
-  const lastSeen = conversation.kind === "group" ? [...mine].reverse().find((m) => readersOf(conversation, m).length) : null;
+  const lastSeen = conversation.kind === "group" ? [...mine].reverse().find((m) => readersOf(conversation, m, state.me.id).length) : null;
   const items = [];
   if (t.complete) items.push(el("li", { class: "history-note", text: "Start of the conversation" }));
   for (const message of stored) items.push(messageItem(conversation, message, message === lastSeen));
@@ -417,10 +429,6 @@ function renderMessages(scrollToEnd = true) {
   }
   list.replaceChildren(...items);
   if (scrollToEnd || atEnd) list.scrollTop = list.scrollHeight;
-}
-
-function readersOf(conversation, message) {
-  return others(conversation).filter((id) => lastReadSeq(conversation, id) >= message.seq);
 }
 
 function messageItem(conversation, message, showSeenBy) {
@@ -433,12 +441,12 @@ function messageItem(conversation, message, showSeenBy) {
   item.append(el("div", { class: "message-content", text: message.content }));
   const meta = el("div", { class: "message-meta", text: timeOf(message.createdAt) });
   if (mine) {
-    const status = statusOf(message, conversation);
+    const status = statusOf(message, conversation, state.me.id);
     meta.append(" ", el("span", { class: "tick", text: TICKS[status], "data-status": status }));
   }
   item.append(meta);
   if (showSeenBy) {
-    const names = readersOf(conversation, message).map(nameOf);
+    const names = readersOf(conversation, message, state.me.id).map(nameOf);
     item.append(el("div", { class: "seen-by", text: `Seen by ${names.join(", ")}` }));
   }
   return item;
@@ -581,6 +589,9 @@ function onFrame(frame) {
     case "notification":
       onNotification(frame.notification);
       break;
+    case "sync.done":
+      onSyncDone(frame);
+      break;
     case "error":
       onError(frame);
       break;
@@ -590,9 +601,12 @@ function onFrame(frame) {
 }
 
 function onNewMessage(message) {
-  // Confirm every copy: the server resends what it has no confirmation of.
-  socket.confirm(message.id);
-  if (state.seenIds.has(message.id)) return;
+  if (state.seenIds.has(message.id)) {
+    // A repeat: the server has no confirmation of it yet (one was lost with a connection, or a gap below it
+    // is still open).
+    hold(message.conversationId, message.seq);
+    return;
+  }
   arrived(message, message.senderId !== state.me.id);
 }
 
@@ -606,35 +620,124 @@ async function arrived(message, fromOthers) {
     }
     if (state.seenIds.has(message.id)) return;
   }
-  const isNew = storeMessage(message);
-  if (!conversation.lastMessage || message.seq >= conversation.lastMessage.seq) conversation.lastMessage = message;
-  conversation.lastSeq = Math.max(conversation.lastSeq || 0, message.seq);
-  conversation.activity = Math.max(conversation.activity, Date.parse(message.createdAt) || Date.now());
-  const open = state.openId === message.conversationId;
-  if (fromOthers && isNew) {
-    if (!(open && document.visibilityState === "visible")) conversation.unreadCount = (conversation.unreadCount || 0) + 1;
-    announce(`New message from ${nameOf(message.senderId)}${conversation.kind === "group" ? ` in ${titleOf(conversation)}` : ""}: ${message.content}`);
-  }
-  if (open) {
+  record(conversation, message, fromOthers);
+  hold(message.conversationId, message.seq);
+  if (state.openId === message.conversationId) {
     renderMessages(!fromOthers);
     markRead();
   }
   renderConversationList();
 }
 
+// Keep a message that arrived (live, by sync, acknowledged, or missed and fetched) and what it changes in its
+// conversation's entry; the caller renders.
+function record(conversation, message, fromOthers) {
+  const isNew = storeMessage(message);
+  if (!conversation.lastMessage || message.seq >= conversation.lastMessage.seq) conversation.lastMessage = message;
+  conversation.lastSeq = Math.max(conversation.lastSeq || 0, message.seq);
+  conversation.activity = Math.max(conversation.activity, Date.parse(message.createdAt) || Date.now());
+  if (fromOthers && isNew) {
+    const open = state.openId === message.conversationId;
+    // A missed message fetched from history may have been read already on another device.
+    const readUpTo = Math.max(state.readSent.get(conversation.id) || 0, myEntry(conversation, state.me.id)?.lastReadSeq || 0);
+    if (!(open && document.visibilityState === "visible") && message.seq > readUpTo) conversation.unreadCount = (conversation.unreadCount || 0) + 1;
+    announce(`New message from ${nameOf(message.senderId)}${conversation.kind === "group" ? ` in ${titleOf(conversation)}` : ""}: ${message.content}`);
+  }
+}
+
 function onStatus(frame) {
   const conversation = state.conversations.get(frame.conversationId);
   if (!conversation) return;
-  if (frame.status === "READ") {
+  let upToSeq = frame.upToSeq;
+  if (typeof upToSeq !== "number" && frame.status === "READ") {
+    // A frame from before watermarks: a READ one names the newest message read, which is a watermark too.
     const message = [...thread(frame.conversationId).messages.values()].find((m) => m.id === frame.messageId);
-    const upTo = frame.upToSeq || (message ? message.seq : 0);
-    const participant = conversation.participants.find((p) => String(p.id) === String(frame.userId));
-    if (participant) participant.lastReadSeq = Math.max(participant.lastReadSeq || 0, upTo);
-  } else if (frame.status === "DELIVERED") {
-    if (!state.delivered.has(frame.messageId)) state.delivered.set(frame.messageId, new Set());
-    state.delivered.get(frame.messageId).add(String(frame.userId));
+    upToSeq = message ? message.seq : 0;
   }
-  if (state.openId === frame.conversationId) renderMessages(false);
+  if (applyStatus(conversation, frame, upToSeq, state.me.id) && state.openId === frame.conversationId) renderMessages(false);
+}
+
+// The end of a sync batch names every conversation whose last seq is past what the server knows this user holds.
+function onSyncDone(frame) {
+  for (const entry of frame.conversations || []) {
+    const conversation = state.conversations.get(entry.conversationId);
+    if (!conversation) {
+      // New to the page: its answer brings the watermarks, then the tail is checked the same way.
+      fetchConversation(entry.conversationId).then(() => onSyncDone({ ...frame, conversations: [entry] }), () => {});
+      continue;
+    }
+    raiseMine(conversation, state.me.id, entry);
+    state.held.raise(entry.conversationId, Math.max(entry.deliveredSeq || 0, entry.readSeq || 0));
+    // While `more`, the next batch brings the rest; after the last one, a tail the page lacks comes from history.
+    if (!frame.more && entry.lastSeq > state.held.get(entry.conversationId)) fillGap(entry.conversationId, entry.lastSeq);
+    else confirmHeld(entry.conversationId);
+  }
+}
+
+// ### What the page holds: its delivered watermark ###
+
+// Take note that the thread now has the message `seq` and move the page's watermark over the contiguous run it
+// holds (or up to `seq` itself when `wholeHistory`: the newest history page, below which history has everything).
+// A message past a gap has the gap filled from history first; then the watermark is confirmed.
+function hold(conversationId, seq, wholeHistory = false) {
+  const t = thread(conversationId);
+  if (wholeHistory) state.held.raise(conversationId, seq);
+  state.held.extend(conversationId, (s) => t.messages.has(s));
+  if (seq > state.held.get(conversationId)) fillGap(conversationId, seq);
+  confirmHeld(conversationId);
+}
+
+function confirmHeld(conversationId) {
+  const upToSeq = state.held.get(conversationId);
+  const conversation = state.conversations.get(conversationId);
+  const me = conversation && myEntry(conversation, state.me.id);
+  // Nothing to say when the server already knows.
+  if (me && upToSeq <= deliveredSeqOf(me)) return;
+  if (upToSeq > 0) socket.confirm(conversationId, upToSeq);
+}
+
+// Fetch from history the messages between the page's watermark and `upToSeq` that have not arrived.
+function fillGap(conversationId, upToSeq) {
+  const t = thread(conversationId);
+  if (!t.gap) t.gap = { upToSeq, timer: null, fetching: false };
+  t.gap.upToSeq = Math.max(t.gap.upToSeq, upToSeq);
+  if (t.gap.timer || t.gap.fetching) return;
+  t.gap.timer = setTimeout(() => fetchGap(conversationId), GAP_WAIT_MS);
+}
+
+async function fetchGap(conversationId) {
+  const t = thread(conversationId);
+  const gap = t.gap;
+  gap.timer = null;
+  gap.fetching = true;
+  try {
+    while (state.held.get(conversationId) < gap.upToSeq) {
+      const after = state.held.get(conversationId);
+      const page = await api("GET", `/api/conversations/${conversationId}/messages/`, undefined, {
+        after_seq: after,
+        limit: GAP_FILL_PAGE,
+      });
+      // Looked up after the answer: a reloaded list replaces the conversation's entry.
+      const conversation = state.conversations.get(conversationId);
+      for (const message of page.results) {
+        if (state.seenIds.has(message.id)) continue;
+        if (conversation) record(conversation, message, message.senderId !== state.me.id);
+        else storeMessage(message);
+      }
+      state.held.extend(conversationId, (s) => t.messages.has(s));
+      if (state.held.get(conversationId) === after) break; // history has nothing more yet
+    }
+  } catch {
+    // Offline or refused: the next sync or message tries again.
+  } finally {
+    t.gap = null;
+  }
+  confirmHeld(conversationId);
+  if (state.openId === conversationId) {
+    renderMessages(false);
+    markRead();
+  }
+  renderConversationList();
 }
 
 function onTyping(frame) {

@@ -1,11 +1,12 @@
-// The WebSocket side of the contract: connect, `sync` after every connect,
-// confirm what arrived, reconnect with backoff.
+// The WebSocket side of the contract: connect, `sync` after every connect, confirm what the page holds,
+// reconnect with backoff.
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 8000;
 const PING_EVERY_MS = 25000;
-const RECEIVED_FLUSH_MS = 100;
-const RECEIVED_MAX_IDS = 500;
+// Confirmations are watermarks: the latest one per conversation says it all, so one frame per conversation
+// in this time is plenty.
+const RECEIVED_EVERY_MS = 100;
 
 export class ChatSocket {
   constructor({ onFrame, onOnline, onOffline }) {
@@ -17,8 +18,10 @@ export class ChatSocket {
     this.stopped = true;
     this.retryTimer = null;
     this.pingTimer = null;
-    this.received = [];
+    this.received = new Map(); // conversation id -> upToSeq not sent yet
+    this.receivedSent = new Map(); // conversation id -> {upToSeq, at}: the last one sent on this connection
     this.receivedTimer = null;
+    this.syncTimer = null;
     this.requestCounter = 0;
   }
 
@@ -36,7 +39,8 @@ export class ChatSocket {
     clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
     clearTimeout(this.receivedTimer);
-    this.received = [];
+    clearTimeout(this.syncTimer);
+    this.received.clear();
     if (this.ws) this.ws.close(1000);
     this.ws = null;
   }
@@ -52,6 +56,9 @@ export class ChatSocket {
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
+      // A new connection: confirm what the page held while offline first, so that sync does not send it again.
+      this.receivedSent.clear();
+      this.flushReceived();
       this.sync();
       clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => this.send({ type: "ping" }), PING_EVERY_MS);
@@ -64,17 +71,15 @@ export class ChatSocket {
       } catch {
         return;
       }
-      if (frame.type === "sync.done") {
-        // Confirm this batch before asking for the next: sync resends what is unconfirmed.
-        this.flushReceived();
-        if (frame.more) this.sync();
-      }
       this.onFrame(frame);
+      // Sync sends again what is unconfirmed: confirm this batch before asking for the next.
+      if (frame.type === "sync.done" && frame.more) this.syncWhenConfirmed();
     };
     ws.onclose = () => {
       if (this.ws !== ws) return;
       this.ws = null;
       clearInterval(this.pingTimer);
+      clearTimeout(this.syncTimer);
       if (this.stopped) return;
       this.onOffline(this.attempt);
       const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
@@ -93,18 +98,49 @@ export class ChatSocket {
     this.send({ type: "sync", requestId: this.nextRequestId("sync") });
   }
 
-  // Confirm receipt of a message (batched; sent at once before the next sync).
-  confirm(messageId) {
-    this.received.push(messageId);
-    if (this.received.length >= RECEIVED_MAX_IDS) this.flushReceived();
-    else if (!this.receivedTimer) this.receivedTimer = setTimeout(() => this.flushReceived(), RECEIVED_FLUSH_MS);
+  // Confirm that the page holds every message of the conversation up to `upToSeq` (batched per conversation).
+  confirm(conversationId, upToSeq) {
+    const sent = this.receivedSent.get(conversationId);
+    if (sent && sent.upToSeq >= upToSeq) return;
+    if ((this.received.get(conversationId) || 0) >= upToSeq) return;
+    this.received.set(conversationId, upToSeq);
+    if (!this.receivedTimer) this.receivedTimer = setTimeout(() => this.flushReceived(), RECEIVED_EVERY_MS);
   }
 
-  flushReceived() {
+  // How long until every waiting confirmation may go: one frame per conversation per RECEIVED_EVERY_MS.
+  untilDue() {
+    const now = performance.now();
+    let wait = 0;
+    for (const conversationId of this.received.keys()) {
+      const sent = this.receivedSent.get(conversationId);
+      if (sent) wait = Math.max(wait, sent.at + RECEIVED_EVERY_MS - now);
+    }
+    return wait;
+  }
+
+  // Send the waiting confirmations that are due (all of them when `all`); the rest wait for their turn.
+  flushReceived(all = false) {
     clearTimeout(this.receivedTimer);
     this.receivedTimer = null;
-    if (!this.received.length) return;
-    // Unsent confirmations are dropped: the next sync brings those messages again.
-    if (this.send({ type: "message.received", messageIds: this.received })) this.received = [];
+    const now = performance.now();
+    for (const [conversationId, upToSeq] of this.received) {
+      const sent = this.receivedSent.get(conversationId);
+      if (!all && sent && now - sent.at < RECEIVED_EVERY_MS) continue;
+      // Offline: they wait for the next connection, which sends them before its sync.
+      if (!this.send({ type: "message.received", conversationId, upToSeq })) return;
+      this.receivedSent.set(conversationId, { upToSeq, at: now });
+      this.received.delete(conversationId);
+    }
+    if (this.received.size) this.receivedTimer = setTimeout(() => this.flushReceived(), this.untilDue());
+  }
+
+  // Ask for the next sync batch once the confirmations of this one are out, keeping to their pace.
+  syncWhenConfirmed() {
+    clearTimeout(this.syncTimer);
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = null;
+      this.flushReceived(true);
+      this.sync();
+    }, this.untilDue());
   }
 }
