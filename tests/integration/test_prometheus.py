@@ -146,6 +146,8 @@ def test_bridge_down_fires_once_the_bridge_stops(stack: Stack, base: str, promet
             return [sample["value"][1] for sample in api(server, query)["result"]] == ["1"]
 
         wait_until(loop_ready, 60, "Prometheus never saw the bridge's loop ready")
+        web_ready = api(server, 'query?query=chat_web_ready{job="chat-web"}')["result"]
+        assert [sample["value"][1] for sample in web_ready] == ["1"]
         assert bridge_down_alerts(server) == []
 
         bridge.terminate()
