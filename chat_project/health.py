@@ -48,8 +48,8 @@ def _check_kafka() -> None:
     _kafka_admin().list_topics(timeout=CHECK_TIMEOUT_SECONDS)
 
 
-async def readyz(request: HttpRequest) -> JsonResponse:
-    """Answer 200 when the database, the channel layer and Kafka answer; 503 naming the failures."""
+async def readiness_failures() -> dict[str, str]:
+    """Check the database, the channel layer and Kafka; return each failing check with its error's name."""
     checks = {
         "database": sync_to_async(_check_database)(),
         "channel_layer": _check_channel_layer(),
@@ -63,6 +63,12 @@ async def readyz(request: HttpRequest) -> JsonResponse:
         if isinstance(result, BaseException):
             logger.warning("Readiness check %s failed: %r", name, result)
             failing[name] = type(result).__name__
+    return failing
+
+
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 when the database, the channel layer and Kafka answer; 503 naming the failures."""
+    failing = await readiness_failures()
     if failing:
         return JsonResponse({"status": "unavailable", "failing": failing}, status=503)
     return JsonResponse({"status": "ok"})

@@ -19,6 +19,7 @@ from django.conf import settings
 from .bridge_http import BridgeHttp
 from .clients import client_id, producer_config, set_process_role
 from .loop import TopicLoop
+from .metrics import start_counting
 from .registry import LoopSpec
 from .registry import loops as registered_loops
 from .relay import process_relay
@@ -59,6 +60,8 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
         )
         for spec in specs
     ]
+    for spec in specs:
+        start_counting(spec.name, spec.topic.name)
     logger.info("Bridge running %d loops: %s", len(specs), describe_loops(specs, group))
     http = BridgeHttp(loops, max_poll_gap=settings.BRIDGE_READY_POLL_SECONDS)
     host, port = await http.start(settings.BRIDGE_HTTP_HOST, settings.BRIDGE_HTTP_PORT)

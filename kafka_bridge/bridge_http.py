@@ -8,7 +8,8 @@ bridge's event loop (no thread): a request is read, answered and closed.
   and holds partitions of its topic; 503 naming each loop that does not
   (stuck in a handler, lost its group after a broker outage, or a standby
   with more consumers in its group than partitions).
-- `/metrics`: the process's metrics in Prometheus text format.
+- `/metrics`: the process's metrics in Prometheus text format, with each
+  loop's readiness (kafka_bridge_loop_ready) as /readyz would answer it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from core.errors import error_body
 
 from .loop import TopicLoop
+from .metrics import LoopReadyCollector
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +37,16 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
 JSON = "application/json"
 
 
+def loop_readiness(loops: Sequence[TopicLoop[Any]], max_poll_gap: float) -> dict[str, str | None]:
+    """Return why each loop is not ready, by name (None for a ready one)."""
+    now = time.monotonic()
+    return {loop.name: loop.readiness(now, max_poll_gap) for loop in loops}
+
+
 def readiness(loops: Sequence[TopicLoop[Any]], max_poll_gap: float) -> tuple[bool, dict[str, Any]]:
     """Return whether every loop is ready, and the /readyz body saying why not."""
-    now = time.monotonic()
-    failing = {loop.name: reason for loop in loops if (reason := loop.readiness(now, max_poll_gap)) is not None}
+    reasons = loop_readiness(loops, max_poll_gap)
+    failing = {name: reason for name, reason in reasons.items() if reason is not None}
     if failing:
         return False, {"status": "unavailable", "failing": failing}
     return True, {"status": "ok", "loops": {loop.name: len(loop.assignment) for loop in loops}}
@@ -51,6 +59,12 @@ class BridgeHttp:
         self.loops = loops
         self.max_poll_gap = max_poll_gap
         self._server: asyncio.Server | None = None
+        # Read when scraped, beside the process's own registry.
+        self._readiness = CollectorRegistry()
+        self._readiness.register(LoopReadyCollector(self._loops_ready))
+
+    def _loops_ready(self) -> dict[str, bool]:
+        return {name: reason is None for name, reason in loop_readiness(self.loops, self.max_poll_gap).items()}
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen on host:port (0: a free port); return the address listened on."""
@@ -77,7 +91,7 @@ class BridgeHttp:
         if method not in ("GET", "HEAD"):
             return 405, JSON, _json(error_body("method_not_allowed", f"Method {method[:20]!r} not allowed."))
         if path == "/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY)
+            return 200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY) + generate_latest(self._readiness)
         if path == "/healthz":
             return 200, JSON, _json({"status": "ok"})
         ready, body = readiness(self.loops, self.max_poll_gap)

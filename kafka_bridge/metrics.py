@@ -3,8 +3,8 @@
 Every metric of this package is defined here, once. The loops and the relay
 only increment counters and observe histograms (no lock of ours, no round
 trip); what needs a query or the broker's numbers is read when scraped
-(`OutboxDepthCollector`) or arrives with librdkafka's statistics
-(`LagFromStatistics`). The bridge serves them on its own HTTP endpoint
+(`OutboxDepthCollector`, `LoopReadyCollector`) or arrives with librdkafka's
+statistics (`LagFromStatistics`). The bridge serves them on its own HTTP endpoint
 (bridge_http.py), the web processes on `/metrics`.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -57,6 +57,13 @@ PRODUCER_ERRORS = Counter(
     "kafka_producer_errors",
     "Records a producer reported not delivered (outbox relay, typing events, dead letters).",
 )
+
+
+def start_counting(loop: str, topic: str) -> None:
+    """Show a loop's counters at 0 from its start: a series that first appears at 1 shows no increase."""
+    for outcome in (HANDLED, RETRIED, DEAD_LETTERED):
+        RECORDS.labels(loop, topic, outcome)
+    CONSUMER_RESTARTS.labels(loop, topic)
 
 
 def record_handled(loop: str, topic: str, seconds: float, count: int = 1) -> None:
@@ -140,3 +147,23 @@ class OutboxDepthCollector(Collector):
             "Outbox records not yet acknowledged by the broker (committed, waiting for Kafka).",
             value=outbox_depth(),
         )
+
+
+class LoopReadyCollector(Collector):
+    """kafka_bridge_loop_ready{loop}: 1 while a loop is ready as /readyz says (polls, holds partitions), else 0.
+
+    `ready` is asked when scraped and maps each loop's name to its readiness.
+    """
+
+    def __init__(self, ready: Callable[[], Mapping[str, bool]]) -> None:
+        self.ready = ready
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "kafka_bridge_loop_ready",
+            "1 while the loop has polled within BRIDGE_READY_POLL_SECONDS and holds partitions of its topic, else 0.",
+            labels=["loop"],
+        )
+        for loop, ready in self.ready().items():
+            family.add_metric([loop], 1 if ready else 0)
+        yield family

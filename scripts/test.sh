@@ -8,6 +8,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! command -v docker-compose >/dev/null; then
   (SERVICE=docker-compose && source scripts/lib.sh && apt_install docker-compose)
 fi
+# tests/deploy check the alert rules with Debian's promtool, and an integration test runs its
+# Prometheus; apt_install's policy-rc.d keeps the package from starting its own service on 9090.
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  (SERVICE=prometheus && source scripts/lib.sh && apt_install prometheus)
+fi
 # tests/browser drive Debian's Chromium: Playwright's own browser download is not used.
 if [[ ! -x /usr/bin/chromium ]]; then
   (SERVICE=chromium && source scripts/lib.sh && apt_install chromium)

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 
 from kafka_bridge.bridge_http import BridgeHttp
 from kafka_bridge.loop import TopicLoop
-from kafka_bridge.metrics import LagFromStatistics
+from kafka_bridge.metrics import LagFromStatistics, start_counting
 from messaging.events import CHAT_MESSAGES
 
 
@@ -66,6 +66,12 @@ async def test_the_endpoint_answers_health_readiness_metrics_and_refuses_the_res
 
         status, body = await request(port, b"GET /metrics HTTP/1.1\r\n\r\n")
         assert status == 200 and b"# TYPE kafka_bridge_records_total counter" in body
+        # Each loop's readiness as /readyz just said it, read when scraped.
+        assert b'kafka_bridge_loop_ready{loop="chat-messages"} 1.0' in body
+        assert b'kafka_bridge_loop_ready{loop="typing-events"} 0.0' in body
+        stuck.last_poll = time.monotonic()
+        _status, body = await request(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+        assert b'kafka_bridge_loop_ready{loop="typing-events"} 1.0' in body
         assert await request(port, b"HEAD /metrics HTTP/1.1\r\n\r\n") == (200, b"")
 
         status, body = await request(port, b"GET /admin HTTP/1.1\r\n\r\n")
@@ -101,3 +107,14 @@ def test_lag_comes_from_the_statistics_for_the_partitions_held():
     assert lag("lag-group", "1") == 3
     callback.forget()
     assert lag("lag-group", "1") is None
+
+
+def test_a_loops_counters_are_shown_at_zero_before_its_first_record():
+    def sample(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"loop": "never-ran", "topic": "chat-messages", **labels})
+
+    assert sample("kafka_bridge_records_total", outcome="dead_lettered") is None
+    start_counting("never-ran", "chat-messages")
+    for outcome in ("handled", "retried", "dead_lettered"):
+        assert sample("kafka_bridge_records_total", outcome=outcome) == 0
+    assert sample("kafka_bridge_consumer_restarts_total") == 0
