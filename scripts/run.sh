@@ -3,17 +3,39 @@
 # bridge and the daphne web server. Ctrl+C stops all of it. A service whose
 # address is given in the environment (or .env) is used, not started.
 #
+# The first run writes .env (git-ignored) with a secret key of its own and
+# DJANGO_DEBUG=1: the settings read it, so every manage.py command in another
+# terminal runs as the server does. The environment wins over .env.
+#
 #   DB=postgres   also start the project's own PostgreSQL (scripts/postgres.sh,
 #                 127.0.0.1:55432, data in .run/postgres) and use it instead
 #                 of the SQLite file; ignored when DATABASE_URL is set.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-if [[ -f .env ]]; then set -a; source .env; set +a; fi
+PY=.venv/bin/python
+# The file the settings read (relative to this checkout, as for them).
+env_file=${DJANGO_ENV_FILE:-.env}
+if [[ ! -e $env_file ]]; then
+  secret_key=$($PY -c 'import secrets; print(secrets.token_urlsafe(50))')
+  (
+    umask 077 # it holds a secret
+    cat >"$env_file" <<EOT
+# This checkout's settings for local development, written by \`make run\` on its
+# first run (git-ignored). The settings read this file, and a variable set in
+# the environment wins over it; .env.example lists every setting.
+DJANGO_SECRET_KEY=$secret_key
+DJANGO_DEBUG=1
+EOT
+  )
+  echo "Wrote $env_file: a secret key of its own and DJANGO_DEBUG=1 (for every manage.py command too)."
+fi
+# What .env sets and the environment does not, read as the settings read it.
+dotenv_exports=$($PY -m chat_project.dotenv "$env_file")
+eval "$dotenv_exports"
 export DJANGO_DEBUG=${DJANGO_DEBUG:-1}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
-PY=.venv/bin/python
 
 started=()
 pids=()
@@ -31,10 +53,12 @@ case ${DB:-sqlite} in
   sqlite | postgres) ;;
   *) echo "DB must be sqlite or postgres, not '$DB'" >&2; exit 2 ;;
 esac
+admin_hint="$PY manage.py createsuperuser"
 if [[ ${DB:-} == postgres && -z ${DATABASE_URL:-} ]]; then
   database_url=$(scripts/postgres.sh start | sed -n 's/^DATABASE_URL=//p')
   started+=(postgres)
   export DATABASE_URL=$database_url
+  admin_hint="DATABASE_URL=$database_url $admin_hint" # not in .env: another terminal needs it too
 fi
 if [[ -z ${REDIS_URL:-} ]]; then scripts/redis.sh start; started+=(redis); fi
 if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then scripts/kafka.sh start; started+=(kafka); fi
@@ -64,7 +88,7 @@ cat <<EOT
     REST API   http://$HOST:$PORT/api/   (schema: /api/schema/)
     WebSocket  ws://$HOST:$PORT/ws/chat/
     API docs   http://$HOST:$PORT/api/docs/ (Swagger UI)  http://$HOST:$PORT/api/redoc/
-    Admin      http://$HOST:$PORT/admin/ (create a login: $PY manage.py createsuperuser)
+    Admin      http://$HOST:$PORT/admin/ (create a login: $admin_hint)
     Database   $database
     Try it     make demo   (two users chatting, step by step)
     Health     http://$HOST:$PORT/healthz  http://$HOST:$PORT/readyz
