@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole system in the foreground: Redis, Kafka, migrations, topics, the
-# bridge and the daphne web server. Ctrl+C stops all of it. A service whose
-# address is given in the environment (or .env) is used, not started.
+# bridge and the daphne web server; "Chat backend is up" once the web server
+# answers /readyz. Ctrl+C stops all of it. A service whose address is given in
+# the environment (or .env) is used, not started.
 #
 # The first run writes .env (git-ignored) with a secret key of its own and
 # DJANGO_DEBUG=1: the settings read it, so every manage.py command in another
@@ -78,7 +79,42 @@ prefix() {
 $PY manage.py run_kafka_bridge > >(prefix bridge) 2>&1 &
 pids+=($!)
 $PY manage.py serve --host "$HOST" --port "$PORT" > >(prefix web) 2>&1 &
-pids+=($!)
+web_pid=$!
+pids+=($web_pid)
+
+# The banner waits for the web server's /readyz (the database, Redis and Kafka
+# answer it), so that `make demo` typed at once finds a server. Asked over
+# bash's /dev/tcp (no curl needed), on loopback when it listens everywhere, with
+# a Host header the server accepts.
+case $HOST in
+  0.0.0.0) probe_host=127.0.0.1 ;;
+  :: | '[::]') probe_host=::1 ;;
+  *) probe_host=$HOST ;;
+esac
+host_header=${DJANGO_ALLOWED_HOSTS:-127.0.0.1}
+host_header=${host_header%%,*}
+host_header=${host_header#.} # ".example.com" allows example.com too
+[[ -n $host_header && $host_header != '*' ]] || host_header=$probe_host
+# The status /readyz answers (503 while something it checks does not), or nothing while nothing listens.
+readyz_status() {
+  (
+    exec 3<>"/dev/tcp/$probe_host/$PORT" || exit 0
+    printf 'GET /readyz HTTP/1.0\r\nHost: %s\r\n\r\n' "$host_header" >&3
+    read -r -t 10 _ status _ <&3 && printf '%s' "$status"
+  ) 2>/dev/null || true
+}
+waiting_since=$SECONDS next_note=$((SECONDS + 30))
+until [[ $(readyz_status) == 200 ]]; do
+  if ! kill -0 "$web_pid" 2>/dev/null; then
+    echo "The web server exited before it was ready: see its lines above." >&2
+    exit 1
+  fi
+  if ((SECONDS >= next_note)); then
+    echo "Still waiting for http://$probe_host:$PORT/readyz to answer 200 ($((SECONDS - waiting_since)) s): see the lines above."
+    next_note=$((SECONDS + 30))
+  fi
+  sleep 0.5
+done
 
 # The database, without any password the URL holds.
 database=$(sed -E 's#//[^@/]*@#//#' <<<"${DATABASE_URL:-SQLite file db.sqlite3}")

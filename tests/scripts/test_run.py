@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from chat_project.dotenv import read_dotenv
 from tests.support.settings_env import settings_variables
@@ -117,6 +118,16 @@ def wait_for_banner(output: Path, timeout: float = 240.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"no banner after {timeout}s:\n{output.read_text(errors='replace')[-3000:]}")
         time.sleep(0.05)
+
+
+def test_the_banner_comes_once_the_server_is_ready_and_the_demo_runs_at_once(make_run):
+    checkout, base, output = make_run
+    wait_for_banner(output)
+    # At once, as `make demo` typed the moment the banner shows.
+    assert requests.get(f"{base}/readyz", timeout=10).status_code == 200
+    demo = manage(checkout, "chat_demo", "--url", base, "--timeout", "30")
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert '"status": "READ"' in demo.stdout
 
 
 def test_manage_py_works_in_a_second_terminal_with_no_variable_in_front(make_run):
