@@ -73,6 +73,8 @@ PRODUCER_ERRORS = Counter(
 # them the web's series (chat_ws_connections, chat_send_ack_seconds, ...),
 # which a bridge never counts.
 BRIDGE_REGISTRY = CollectorRegistry()
+# The series only a bridge counts; the web's /metrics leaves them out (chat_project/metrics.py).
+BRIDGE_ONLY = (RECORDS, HANDLE_SECONDS, CONSUMER_LAG, CONSUMER_RESTARTS)
 for _collector in (
     RECORDS,
     HANDLE_SECONDS,
