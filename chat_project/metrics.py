@@ -6,8 +6,10 @@ fresh PROMETHEUS_MULTIPROC_DIR (see web_processes.py): each process writes
 its metric values to files there (prometheus_client's multiprocess mode),
 and whichever process answers the scrape sums them all: counters and
 histograms over every process that ever ran under this parent, the open
-sockets over the live ones. A single process serves its own registry.
-chat_outbox_records is counted when scraped (one query), and chat_web_ready
+sockets over the live ones. A single process serves its own registry, less
+the bridge's series (kafka_bridge_records, ...): a web process imports them
+with the Kafka code but never counts them. chat_outbox_records is counted
+when scraped (one query), and chat_web_ready
 is what /readyz would answer at that moment (its checks run for the scrape).
 
 chat_http_responses_total counts the web's HTTP responses by status code
@@ -36,11 +38,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.utils.decorators import sync_and_async_middleware
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from core.db import db
 from core.errors import error_body
-from kafka_bridge.metrics import OutboxDepthCollector
+from kafka_bridge.metrics import BRIDGE_ONLY, OutboxDepthCollector
 
 from .health import readiness_failures
 
@@ -106,6 +109,14 @@ def address_allowed(address: str | None, networks: Iterable[Network]) -> bool:
     return ip.is_loopback or any(ip in network for network in networks)
 
 
+class WebSeries(Collector):
+    """This process's metrics (the default registry) without the series only a bridge counts."""
+
+    def collect(self) -> Iterator[Metric]:
+        bridge = {family.name for metric in BRIDGE_ONLY for family in metric.describe()}
+        return (family for family in REGISTRY.collect() if family.name not in bridge)
+
+
 def render_metrics(*, ready: bool) -> bytes:
     """Return this deployment's web metrics in Prometheus text format (queries the outbox depth).
 
@@ -125,7 +136,9 @@ def render_metrics(*, ready: bool) -> bytes:
         processes = CollectorRegistry()
         multiprocess.MultiProcessCollector(processes)
         return generate_latest(processes) + generate_latest(readiness) + depth
-    return generate_latest(REGISTRY) + generate_latest(readiness) + depth
+    web = CollectorRegistry()
+    web.register(WebSeries())
+    return generate_latest(web) + generate_latest(readiness) + depth
 
 
 async def metrics(request: HttpRequest) -> HttpResponse:

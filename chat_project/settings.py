@@ -2,8 +2,10 @@
 
 Every integration has a zero-setup default for running locally (a SQLite file,
 Kafka and Redis on localhost); production sets the variables listed in
-`.env.example`. A setting that must not be guessed in production (the secret
-key) fails loudly when DEBUG is off.
+`.env.example`. A variable the environment does not set is read from the
+checkout's `.env` when there is one (chat_project/dotenv.py; `make run` writes
+it with a secret key of its own). A setting that must not be guessed in
+production (the secret key) fails loudly when DEBUG is off.
 """
 
 from __future__ import annotations
@@ -15,31 +17,35 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from chat_project.dotenv import read_dotenv
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# What the environment does not set comes from here. The tests point it at
+# /dev/null, so that a developer's .env does not change what they test.
+DOTENV = read_dotenv(BASE_DIR / (os.environ.get("DJANGO_ENV_FILE") or ".env"))
 
 
 def env(name: str, default: str = "") -> str:
-    """Return an environment variable, or the default when unset or empty."""
-    return os.environ.get(name) or default
+    """Return a variable of the environment, else of .env, or the default when unset or empty in both."""
+    return os.environ.get(name) or DOTENV.get(name) or default
 
 
 def env_bool(name: str, default: bool) -> bool:
-    """Read a boolean environment variable ("1", "true", "yes", "on" are true)."""
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+    """Read a boolean variable ("1", "true", "yes", "on" are true)."""
+    raw = env(name)
+    return raw.strip().lower() in {"1", "true", "yes", "on"} if raw else default
 
 
 def env_int(name: str, default: int) -> int:
-    """Read an integer environment variable."""
-    raw = os.environ.get(name)
+    """Read an integer variable."""
+    raw = env(name)
     return int(raw) if raw else default
 
 
 def env_float(name: str, default: float) -> float:
-    """Read a float environment variable."""
-    raw = os.environ.get(name)
+    """Read a float variable."""
+    raw = env(name)
     return float(raw) if raw else default
 
 
@@ -49,7 +55,10 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("Set DJANGO_SECRET_KEY (or DJANGO_DEBUG=1 for local development).")
+        raise ImproperlyConfigured(
+            "Set DJANGO_SECRET_KEY in the environment or in .env (or DJANGO_DEBUG=1 for local development; "
+            "`make run` writes a .env with both)."
+        )
     SECRET_KEY = "insecure-local-development-key"
 
 ALLOWED_HOSTS = [h.strip() for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()]

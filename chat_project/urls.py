@@ -37,6 +37,7 @@ urlpatterns = [
     # Before the admin's own URLs: its login page with the limits on failed logins.
     path("admin/login/", admin_login),
     path("", webclient_views.index, name="webclient"),
+    path("favicon.ico", webclient_views.favicon),
     *operations.admin_urls(),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),

@@ -8,8 +8,8 @@ bridge's event loop (no thread): a request is read, answered and closed.
   and holds partitions of its topic; 503 naming each loop that does not
   (stuck in a handler, lost its group after a broker outage, or a standby
   with more consumers in its group than partitions).
-- `/metrics`: the process's metrics in Prometheus text format, with each
-  loop's readiness (kafka_bridge_loop_ready) as /readyz would answer it.
+- `/metrics`: the bridge's metrics in Prometheus text format (`BRIDGE_REGISTRY`),
+  with each loop's readiness (kafka_bridge_loop_ready) as /readyz would answer it.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from core.errors import error_body
 
 from .loop import TopicLoop
-from .metrics import LoopReadyCollector
+from .metrics import BRIDGE_REGISTRY, LoopReadyCollector
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class BridgeHttp:
         if method not in ("GET", "HEAD"):
             return 405, JSON, _json(error_body("method_not_allowed", f"Method {method[:20]!r} not allowed."))
         if path == "/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY) + generate_latest(self._readiness)
+            return 200, CONTENT_TYPE_LATEST, generate_latest(BRIDGE_REGISTRY) + generate_latest(self._readiness)
         if path == "/healthz":
             return 200, JSON, _json({"status": "ok"})
         ready, body = readiness(self.loops, self.max_poll_gap)

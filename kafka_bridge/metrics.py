@@ -5,7 +5,7 @@ only increment counters and observe histograms (no lock of ours, no round
 trip); what needs a query or the broker's numbers is read when scraped
 (`OutboxDepthCollector`, `LoopReadyCollector`) or arrives with librdkafka's
 statistics (`LagFromStatistics`). The bridge serves them on its own HTTP endpoint
-(bridge_http.py), the web processes on `/metrics`.
+(bridge_http.py) from `BRIDGE_REGISTRY`, the web processes on `/metrics`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -57,6 +65,27 @@ PRODUCER_ERRORS = Counter(
     "kafka_producer_errors",
     "Records a producer reported not delivered (outbox relay, typing events, dead letters).",
 )
+
+
+# What the bridge's /metrics lists: its own series and its process's. Not
+# prometheus_client's default registry, which holds every metric of every
+# module the process imported: the bridge imports the apps' modules, and with
+# them the web's series (chat_ws_connections, chat_send_ack_seconds, ...),
+# which a bridge never counts.
+BRIDGE_REGISTRY = CollectorRegistry()
+# The series only a bridge counts; the web's /metrics leaves them out (chat_project/metrics.py).
+BRIDGE_ONLY = (RECORDS, HANDLE_SECONDS, CONSUMER_LAG, CONSUMER_RESTARTS)
+for _collector in (
+    RECORDS,
+    HANDLE_SECONDS,
+    CONSUMER_LAG,
+    CONSUMER_RESTARTS,
+    PRODUCER_ERRORS,
+    PROCESS_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    GC_COLLECTOR,
+):
+    BRIDGE_REGISTRY.register(_collector)
 
 
 def start_counting(loop: str, topic: str) -> None:

@@ -24,10 +24,35 @@ show_log_tail() {
   tail -n "$lines" "$file" | sed 's/\x1b\[[0-9;]*m//g' >&2 || true # minus colour codes
 }
 
+# How long an install waits for another one to finish (`make run` and `make test`
+# started together on a fresh machine both install packages).
+APT_LOCK_WAIT_SECONDS=600
+
+# apt-get, its messages on stdout, waiting while another apt-get or dpkg
+# holds the package manager's locks. DPkg::Lock::Timeout makes an install wait
+# for the dpkg locks, but `apt-get update` gives up at once on the lists lock
+# (apt 2.6), so a refusal for a lock is tried again until the same deadline.
+apt_get() {
+  local deadline=$((SECONDS + APT_LOCK_WAIT_SECONDS)) rc out said=""
+  out=$(mktemp)
+  while :; do
+    rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT_SECONDS" "$@" >"$out" 2>&1 || rc=$?
+    cat "$out"
+    if ((rc == 0)) || ! grep -q 'Could not get lock' "$out" || ((SECONDS >= deadline)); then break; fi
+    [[ -n $said ]] || log "another apt-get or dpkg is running: waiting for it to finish"
+    said=1
+    sleep 1
+  done
+  rm -f "$out"
+  return "$rc"
+}
+
 # apt-get install, for a fresh Debian machine. Package post-install scripts
 # would start Debian's own service (e.g. a redis on 6379, the very port we
 # want): a policy-rc.d that answers 101 ("action forbidden") prevents that.
-# An existing policy-rc.d (Docker images ship one) is left as it is.
+# An existing policy-rc.d (Docker images ship one) is left as it is. Packages
+# already installed are left at their version (--no-upgrade).
 apt_install() {
   [[ $(id -u) -eq 0 ]] || die "need root to apt-get install $*"
   local policy=/usr/sbin/policy-rc.d added=""
@@ -37,8 +62,7 @@ apt_install() {
   log "installing $* with apt-get"
   local rc=0 out
   out=$(mktemp)
-  { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"; } >"$out" 2>&1 || rc=$?
+  { apt_get update -q && apt_get install -y -q --no-install-recommends --no-upgrade "$@"; } >"$out" || rc=$?
   [[ -z $added ]] || rm -f "$policy"
   [[ $rc -eq 0 ]] || { show_log_tail "$out" 30; rm -f "$out"; die "apt-get install $* failed"; }
   rm -f "$out"

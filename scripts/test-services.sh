@@ -28,6 +28,8 @@ export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 export DJANGO_SECRET_KEY=tests DJANGO_DEBUG=0
+# Nothing of a developer's .env (make run writes one) changes what the tests see.
+export DJANGO_ENV_FILE=/dev/null
 # The test or benchmark process itself never relays the outbox; the servers it starts do.
 export OUTBOX_RELAY_AUTOSTART=0
 export TEST_LOG_DIR=$RUN_DIR/logs

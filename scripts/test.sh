@@ -17,6 +17,10 @@ fi
 if [[ ! -x /usr/bin/chromium ]]; then
   (SERVICE=chromium && source scripts/lib.sh && apt_install chromium)
 fi
+# Their screenshots show emoji in colour, as people's browsers do (Chromium draws an empty box without the font).
+if [[ $(dpkg-query -W -f='${db:Status-Status}' fonts-noto-color-emoji 2>/dev/null) != installed ]]; then
+  (SERVICE=fonts && source scripts/lib.sh && apt_install fonts-noto-color-emoji)
+fi
 source scripts/test-services.sh
 
 .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null

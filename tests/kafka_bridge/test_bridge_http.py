@@ -11,10 +11,12 @@ import json
 import time
 
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from kafka_bridge.bridge_http import BridgeHttp
 from kafka_bridge.loop import TopicLoop
 from kafka_bridge.metrics import LagFromStatistics, start_counting
+from messaging import metrics as messaging_metrics
 from messaging.events import CHAT_MESSAGES
 
 
@@ -82,6 +84,26 @@ async def test_the_endpoint_answers_health_readiness_metrics_and_refuses_the_res
         assert (status, json.loads(body)) == (400, {"code": "bad_request", "detail": "Bad request."})
     finally:
         await http.close()
+
+
+def test_the_bridge_lists_its_own_series_and_not_the_webs():
+    # The bridge process imports messaging, and with it the web's metrics.
+    assert messaging_metrics.WS_CONNECTIONS is not None
+    status, _type, body = BridgeHttp([], max_poll_gap=30).answer("GET", "/metrics")
+    assert status == 200
+    families = text_string_to_metric_families(body.decode())
+    names = {family.name.removesuffix("_created") for family in families}
+    bridge = {
+        "kafka_bridge_records",
+        "kafka_bridge_handle_seconds",
+        "kafka_bridge_consumer_restarts",
+        "kafka_consumer_lag",
+        "kafka_producer_errors",
+    }
+    assert bridge <= names
+    assert "process_cpu_seconds" in names  # the bridge process's own
+    assert not {name for name in names if name.startswith("chat_")}, sorted(names)
+    assert names <= bridge | {name for name in names if name.startswith(("process_", "python_"))}
 
 
 def lag(group: str, partition: str) -> float | None:
