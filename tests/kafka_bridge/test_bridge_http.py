@@ -99,6 +99,7 @@ def test_the_bridge_lists_its_own_series_and_not_the_webs():
         "kafka_bridge_consumer_restarts",
         "kafka_consumer_lag",
         "kafka_producer_errors",
+        "kafka_bridge_loop_ready",
     }
     assert bridge <= names
     assert "process_cpu_seconds" in names  # the bridge process's own
