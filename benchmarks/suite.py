@@ -51,7 +51,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -66,6 +65,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
+from benchmarks.baseline.server import BaselineServer, baseline_database, start_baseline  # noqa: E402
+from benchmarks.monitor import Monitor, service_pids, serving_processes, settle  # noqa: E402
 from chat_project.process_tuning import raise_open_file_limit  # noqa: E402
 
 if TYPE_CHECKING:
@@ -94,174 +95,14 @@ DRAIN_QUIET_SECONDS = 3.0
 DRAIN_MAX_SECONDS = 30.0
 # Between "every client process is ready" and the first send.
 GO_DELAY_SECONDS = 1.0
-# Before each point the target's web and bridge must be this idle (% of one core over 1 s), or SETTLE_MAX passed.
-SETTLE_CPU_PERCENT = 20.0
-SETTLE_MAX_SECONDS = 60.0
 # A target that delivers less than this share of the offered rate is not driven at higher rates.
 SKIP_BELOW = 0.5
-SAMPLE_SECONDS = 1.0
 LIFTED_LIMITS = {"CHAT_SEND_BURST": "1000000", "CHAT_SEND_RATE_PER_SECOND": "1000000"}
 OUT_DIR = Path(os.environ.get("BENCH_OUT_DIR", ROOT / ".run" / "bench"))
 LOG_DIR = Path(os.environ.get("TEST_LOG_DIR", ROOT / ".run" / "test" / "logs"))
 
 FULL, TUTORIAL, INSERT, SQLITE = "full", "tutorial", "insert", "sqlite"
 TARGET_NAMES = {FULL: "full path", TUTORIAL: "tutorial", INSERT: "tutorial+INSERT", SQLITE: "full path, SQLite"}
-
-
-### Processes: who is who, and what they use ###
-
-
-def process_tree(pids: list[int]) -> list[Any]:
-    """Return the processes and all their children."""
-    import psutil
-
-    procs = []
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            root = psutil.Process(pid)
-            procs.extend([root, *root.children(recursive=True)])
-    return procs
-
-
-def cpu_snapshot(roles: dict[str, list[int]]) -> dict[str, dict[tuple[int, float], float]]:
-    """Return the CPU seconds (user + system) so far of every process of every role."""
-    import psutil
-
-    snapshot: dict[str, dict[tuple[int, float], float]] = {}
-    for role, pids in roles.items():
-        seen = snapshot[role] = {}
-        for proc in process_tree(pids):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = proc.cpu_times()
-                seen[(proc.pid, proc.create_time())] = times.user + times.system
-    return snapshot
-
-
-def rss_mb(roles: dict[str, list[int]]) -> dict[str, float]:
-    """Return the resident memory of each role (its processes and their children), in MB."""
-    import psutil
-
-    sizes: dict[str, float] = {}
-    for role, pids in roles.items():
-        total = 0
-        for proc in process_tree(pids):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                total += proc.memory_info().rss
-        sizes[role] = total / 2**20
-    return sizes
-
-
-def pid_listening_on(port: int) -> int | None:
-    """Return the pid of the process listening on a local TCP port."""
-    import psutil
-
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-            return conn.pid
-    return None
-
-
-def pid_from_file(path: Path) -> int | None:
-    """Return the live pid a pid file names (its first line), or None."""
-    import psutil
-
-    try:
-        pid = int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if psutil.pid_exists(pid) else None
-
-
-def service_pids() -> dict[str, list[int]]:
-    """Find the Kafka, PostgreSQL and Redis that scripts/test-services.sh started: pid files, else ports."""
-    run_dir = Path(os.environ.get("TEST_RUN_DIR", ROOT / ".run" / "test"))
-    found = {
-        "kafka": (Path(os.environ.get("KAFKA_DATA_DIR", run_dir / "kafka")) / "kafka.pid", "KAFKA_PORT"),
-        "postgres": (Path(os.environ.get("PG_DATA_DIR", run_dir / "postgres")) / "data" / "postmaster.pid", "PG_PORT"),
-        "redis": (Path(os.environ.get("REDIS_DIR", run_dir / "redis")) / "redis.pid", "REDIS_PORT"),
-    }
-    pids: dict[str, list[int]] = {}
-    for role, (pid_file, port_variable) in found.items():
-        pid = pid_from_file(pid_file)
-        if pid is None and os.environ.get(port_variable):
-            pid = pid_listening_on(int(os.environ[port_variable]))
-        pids[role] = [pid] if pid else []
-    return pids
-
-
-def serving_processes(root_pid: int, port: int) -> int:
-    """Count the processes of a web server's tree that accept on its port (a supervisor that only forks aside)."""
-    import psutil
-
-    listening = []
-    for proc in process_tree([root_pid]):
-        with contextlib.suppress(psutil.Error):
-            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in proc.net_connections("tcp")):
-                listening.append(proc)
-    if len(listening) > 1:
-        listening = [p for p in listening if not p.children()]
-    return max(1, len(listening))
-
-
-def cpu_percent_since(
-    roles: dict[str, list[int]], first: dict[str, dict[tuple[int, float], float]], began: float
-) -> dict[str, float]:
-    """Return each role's CPU since the snapshot `first` (taken at monotonic `began`), in percent of one core."""
-    now, elapsed = cpu_snapshot(roles), max(time.monotonic() - began, 1e-9)
-    return {
-        role: 100 * sum(cpu - first[role].get(key, 0.0) for key, cpu in procs.items()) / elapsed
-        for role, procs in now.items()
-    }
-
-
-def settle(target: Target) -> float:
-    """Wait until the target's own processes are idle again (a backlog digested); return the seconds waited."""
-    roles = target.roles()
-    watched = {role: roles[role] for role in ("web", "bridge") if role in roles}
-    began = time.monotonic()
-    while time.monotonic() - began < SETTLE_MAX_SECONDS:
-        first, at = cpu_snapshot(watched), time.monotonic()
-        time.sleep(1.0)
-        if sum(cpu_percent_since(watched, first, at).values()) < SETTLE_CPU_PERCENT:
-            break
-    return time.monotonic() - began
-
-
-class Monitor(threading.Thread):
-    """Samples the roles' RSS every SAMPLE_SECONDS and their CPU over [start, start + duration]."""
-
-    def __init__(self, roles: dict[str, list[int]], start_at: float, duration: float) -> None:
-        super().__init__(daemon=True)
-        self.roles, self.start_at, self.duration = roles, start_at, duration
-        self.stopped = threading.Event()
-        self.series: list[tuple[float, dict[str, float]]] = []
-        self.cpu_percent: dict[str, float] = {}
-
-    def run(self) -> None:
-        """Sample until stopped."""
-        time.sleep(max(0.0, self.start_at - time.time()))
-        first, began = cpu_snapshot(self.roles), time.monotonic()
-        while True:
-            self.series.append((time.time() - self.start_at, rss_mb(self.roles)))
-            if not self.cpu_percent and time.time() >= self.start_at + self.duration:
-                self.cpu_percent = self.cpu_since(first, began)
-            if self.stopped.wait(SAMPLE_SECONDS):
-                break
-        if not self.cpu_percent:
-            self.cpu_percent = self.cpu_since(first, began)
-
-    def cpu_since(self, first: dict[str, dict[tuple[int, float], float]], began: float) -> dict[str, float]:
-        """Return each role's CPU since `first`, in percent of one core."""
-        return cpu_percent_since(self.roles, first, began)
-
-    def figures(self) -> dict[str, Any]:
-        """Return CPU %, peak RSS per role and the RSS series."""
-        peak = {role: max((sample[role] for _t, sample in self.series), default=0.0) for role in self.roles}
-        return {
-            "cpu_percent": {r: round(v, 1) for r, v in self.cpu_percent.items()},
-            "rss_mb": {r: round(v, 1) for r, v in peak.items()},
-            "rss_series": [[round(t, 1), {r: round(v, 1) for r, v in s.items()}] for t, s in self.series],
-        }
 
 
 ### Targets and their conversations ###
@@ -375,104 +216,6 @@ def ws_url(base: str) -> str:
 ### Baseline servers ###
 
 
-@dataclass
-class BaselineServer:
-    """N daphne processes of benchmarks/baseline accepting on one shared listening socket."""
-
-    key: str
-    listener: socket.socket
-    procs: list[subprocess.Popen]
-
-    @property
-    def url(self) -> str:
-        """The WebSocket URL."""
-        return f"ws://127.0.0.1:{self.listener.getsockname()[1]}/ws/chat/"
-
-    def stop(self) -> None:
-        """Terminate the processes and close the socket."""
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.listener.close()
-
-
-def baseline_database() -> str:
-    """Create the baselines' database (one table) on the suite's PostgreSQL; return its URL."""
-    from tests.support.stack import recreate_database, require_env
-
-    url = recreate_database(require_env("DATABASE_URL"), "chat_bench_baseline")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchmarks.baseline.settings", "DATABASE_URL": url}
-    subprocess.run(
-        [sys.executable, "-m", "django", "migrate", "--run-syncdb", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    return url
-
-
-def start_baseline(key: str, database_url: str, processes: int) -> BaselineServer:
-    """Start the tutorial room (with BASELINE_INSERT for the INSERT variant) and wait until it answers."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4096)
-    listener.set_inheritable(True)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "benchmarks.baseline.settings",
-        "DATABASE_URL": database_url,
-        "REDIS_PREFIX": f"bench-baseline-{key}",
-        "BASELINE_INSERT": "1" if key == INSERT else "0",
-        "PYTHONUNBUFFERED": "1",
-    }
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    fd = listener.fileno()
-    procs = []
-    for index in range(processes):
-        log = (LOG_DIR / f"baseline-{key}-{index}.log").open("ab")
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "daphne", "--fd", str(fd), "benchmarks.baseline.asgi:application"],
-                cwd=ROOT,
-                env=env,
-                pass_fds=(fd,),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-    server = BaselineServer(key, listener, procs)
-    wait_for_sync_done(server.url, procs)
-    return server
-
-
-def wait_for_sync_done(url: str, procs: list[subprocess.Popen], timeout: float = 60.0) -> None:
-    """Wait until every process is up and a socket gets its `sync.done`."""
-    from websockets.sync.client import connect
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if any(proc.poll() is not None for proc in procs):
-            raise RuntimeError(f"a baseline server exited; see {LOG_DIR}/baseline-*.log")
-        try:
-            with connect(url, open_timeout=5, additional_headers={"Authorization": "Token -"}) as conn:
-                conn.send(json.dumps({"type": "sync", "requestId": "ready"}))
-                if json.loads(conn.recv(timeout=5)).get("type") == "sync.done":
-                    time.sleep(1.0)  # the other processes were started at the same moment
-                    return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def baseline_target(server: BaselineServer, processes: int) -> Target:
     """A baseline server with made-up users and conversations (it checks neither)."""
     users = [{"id": str(1000 + i), "token": "-"} for i in range(2 * PAIRS + GROUP_MEMBERS)]
@@ -500,7 +243,7 @@ def run_point(target: Target, scenario: str, rate: float, duration: float) -> di
     layout = target.group if scenario == "busy group" else target.direct
     assert layout is not None
     label = f"{RUN_TAG}{next(_points)}"
-    waited = settle(target)
+    waited = settle(target.roles())
     print(
         f"   {scenario}: {TARGET_NAMES[target.key]} at {rate:.0f} msg/s for {duration:.0f} s"
         + (f" (after {waited:.0f} s for the target to go idle)" if waited > 5 else ""),
@@ -742,7 +485,7 @@ def full_path_runs(results: Results) -> None:
         full = full_target(FULL, stack, web, base, bridge, with_group=True)
         database_url = baseline_database()
         for key in (TUTORIAL, INSERT):
-            baselines.append(start_baseline(key, database_url, full.web_processes))
+            baselines.append(start_baseline(key, database_url, full.web_processes, insert=key == INSERT))
         targets = [baseline_target(server, full.web_processes) for server in baselines] + [full]
         results.extra["web_processes"] = full.web_processes
         print(f"   web processes per target: {full.web_processes}", flush=True)
