@@ -248,6 +248,15 @@ CHAT_MAX_CONTENT_CHARS = env_int("CHAT_MAX_CONTENT_CHARS", 4000)
 # far behind is not reading, and memory per socket stays bounded.
 CHAT_WS_MAX_OUTGOING_BYTES = env_int("CHAT_WS_MAX_OUTGOING_BYTES", 1024 * 1024)
 CHAT_SYNC_BATCH_MAX = 500
+# Delivery by watermark (PROTOCOL.md §6). A connected client whose delivered watermark stays below
+# messages of others for this long gets them again without reconnecting.
+CHAT_REDELIVER_AFTER_SECONDS = env_float("CHAT_REDELIVER_AFTER_SECONDS", 10.0)
+# Above this many participants, watermark moves are announced as aggregates only (detail is on REST).
+CHAT_RECEIPT_DETAIL_MAX_MEMBERS = env_int("CHAT_RECEIPT_DETAIL_MAX_MEMBERS", 32)
+# Sends waiting or being stored in one web process, past which a send is refused with rate_limited
+# and this retryAfterMs: overload pushes back instead of growing a queue (and the time to an ack).
+CHAT_MAX_SENDS_UNDER_WAY = env_int("CHAT_MAX_SENDS_UNDER_WAY", 1000)
+CHAT_OVERLOAD_RETRY_AFTER_MS = env_int("CHAT_OVERLOAD_RETRY_AFTER_MS", 500)
 # A socket whose process died stops counting as online after this long.
 CHAT_PRESENCE_TTL_SECONDS = env_float("CHAT_PRESENCE_TTL_SECONDS", 60.0)
 

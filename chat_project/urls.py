@@ -23,6 +23,8 @@ api = [
     path("conversations/<str:conversation_id>/", messaging_api.ConversationDetailView.as_view()),
     path("conversations/<str:conversation_id>/messages/", messaging_api.MessageListView.as_view()),
     path("conversations/<str:conversation_id>/read/", messaging_api.ConversationReadView.as_view()),
+    path("conversations/<str:conversation_id>/received/", messaging_api.ConversationReceivedView.as_view()),
+    path("conversations/<str:conversation_id>/receipts/", messaging_api.ConversationReceiptsView.as_view()),
     path("notifications/", notifications_api.NotificationListView.as_view()),
     path("notifications/read-all/", notifications_api.NotificationReadAllView.as_view()),
     path("notifications/<str:notification_id>/read/", notifications_api.NotificationReadView.as_view()),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import transaction
 
 from .models import OutboxRecord
@@ -14,7 +16,7 @@ def outbox_enqueue(*, topic: Topic, payload: Payload, headers: dict[str, str] | 
     outbox_enqueue_many(topic=topic, payloads=[payload], headers=headers)
 
 
-def outbox_enqueue_many(*, topic: Topic, payloads: list[Payload], headers: dict[str, str] | None = None) -> None:
+def outbox_enqueue_many(*, topic: Topic, payloads: Sequence[Payload], headers: dict[str, str] | None = None) -> None:
     """Queue records for Kafka in one insert, in order; must run inside the caller's transaction."""
     outbox_enqueue_each(topic=topic, records=[(p, headers) for p in payloads])
 

@@ -1,7 +1,7 @@
 """Conversations and messages in the admin: read-only, for staff to look into.
 
 Messages are written only through `messaging.services` (seq allocation,
-receipts, the outbox), so the admin adds, changes and deletes nothing. Every
+watermarks, the outbox), so the admin adds, changes and deletes nothing. Every
 page is built with a fixed number of queries, whatever the number of rows.
 """
 
@@ -33,7 +33,7 @@ class ReadOnlyAdminMixin:
 
 class ParticipantInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Participant
-    fields = readonly_fields = ("user", "joined_at", "last_read_seq")
+    fields = readonly_fields = ("user", "joined_at", "delivered_seq", "last_read_seq")
     # Relations stay raw ids should any become editable: never a <select> of every user.
     raw_id_fields = ["user"]
     ordering = ["joined_at"]
@@ -87,10 +87,10 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["conversation", "sender", "seq", "short_content", "status", "created_at"]
+    list_display = ["conversation", "sender", "seq", "short_content", "created_at"]
     list_display_links = ["short_content"]
     list_select_related = ["conversation", "sender"]
-    list_filter = ["status", ("created_at", admin.DateFieldListFilter)]
+    list_filter = [("created_at", admin.DateFieldListFilter)]
     search_fields = ["content", "client_message_id"]
     search_help_text = "Search by content or client message id."
     ordering = ["-created_at"]
@@ -103,7 +103,6 @@ class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "seq",
         "content",
         "client_message_id",
-        "status",
         "created_at",
     )
     raw_id_fields = ["conversation", "sender"]

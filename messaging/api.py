@@ -27,6 +27,7 @@ from .limits import (
     MAX_CLIENT_MESSAGE_ID_CHARS,
     MAX_PARTICIPANTS,
     MAX_TITLE_CHARS,
+    MAX_UP_TO_SEQ,
     MAX_USER_ID_CHARS,
 )
 from .wire import message_wire
@@ -49,6 +50,7 @@ class ParticipantOut(serializers.Serializer):
     id = serializers.CharField()
     username = serializers.CharField()
     displayName = serializers.CharField(allow_blank=True, help_text="Empty when the user set none.")
+    deliveredSeq = serializers.IntegerField(help_text="This user's client holds every message up to this seq.")
     lastReadSeq = serializers.IntegerField(help_text="Everything up to this seq that others sent is read by this user.")
 
 
@@ -96,7 +98,23 @@ class MessageCreateIn(serializers.Serializer):
 
 
 class ReadIn(serializers.Serializer):
-    upToSeq = serializers.IntegerField(min_value=0)
+    upToSeq = serializers.IntegerField(min_value=0, max_value=MAX_UP_TO_SEQ)
+
+
+class ReceivedIn(serializers.Serializer):
+    upToSeq = serializers.IntegerField(
+        min_value=1, max_value=MAX_UP_TO_SEQ, help_text="The client holds every message up to this seq."
+    )
+
+
+class WatermarksOut(serializers.Serializer):
+    id = serializers.CharField()
+    deliveredSeq = serializers.IntegerField()
+    readSeq = serializers.IntegerField()
+
+
+class ReceiptsOut(serializers.Serializer):
+    participants = WatermarksOut(many=True)
 
 
 ### Views ###
@@ -191,7 +209,7 @@ class MessageListView(APIView):
             before_seq=int_param(request, "before_seq"),
             limit=int_param(request, "limit"),
         )
-        return Response({"results": [message_wire(m) for m in messages]})
+        return Response({"results": selectors.messages_wire(messages)})
 
     @extend_schema(request=MessageCreateIn, responses={200: MessageOut, 201: MessageOut})
     def post(self, request: Request, conversation_id: str) -> Response:
@@ -219,3 +237,26 @@ class ConversationReadView(APIView):
             user=request_user(request), conversation_id=conversation_id, up_to_seq=data["upToSeq"]
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ConversationReceivedView(APIView):
+    @extend_schema(request=ReceivedIn, responses={204: None})
+    def post(self, request: Request, conversation_id: str) -> Response:
+        """Confirm that the client holds every message up to `upToSeq`, as the WebSocket's message.received.
+
+        The user's delivered watermark moves there (at most to the last seq;
+        a lower value changes nothing); the senders are told DELIVERED.
+        """
+        data = validated(ReceivedIn, request.data)
+        services.conversation_mark_received(
+            user=request_user(request), conversation_id=conversation_id, up_to_seq=data["upToSeq"]
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ConversationReceiptsView(APIView):
+    @extend_schema(responses=ReceiptsOut)
+    def get(self, request: Request, conversation_id: str) -> Response:
+        """Return every participant's delivered and read watermarks (the detail of big groups' aggregates)."""
+        participants = selectors.conversation_receipts(user=request_user(request), conversation_id=conversation_id)
+        return Response({"participants": participants})

@@ -32,6 +32,7 @@ from .limits import (
     MAX_PARTICIPANTS,
     MAX_RECEIVED_IDS,
     MAX_TITLE_CHARS,
+    MAX_UP_TO_SEQ,
 )
 
 
@@ -135,10 +136,10 @@ def check_received_ids(value: Any) -> set[uuid.UUID]:
     return ids
 
 
-def check_up_to_seq(value: Any) -> int:
-    """A read watermark: a non-negative integer."""
-    if not _is_int(value) or value < 0:
-        raise ValidationFailed({"upToSeq": "Must be a non-negative integer."})
+def check_up_to_seq(value: Any, *, minimum: int = 0) -> int:
+    """A watermark: an integer from `minimum` (0 for a read, 1 for a delivery) to MAX_UP_TO_SEQ."""
+    if not _is_int(value) or not minimum <= value <= MAX_UP_TO_SEQ:
+        raise ValidationFailed({"upToSeq": f"Must be an integer from {minimum} to {MAX_UP_TO_SEQ}."})
     return value
 
 

@@ -2,7 +2,8 @@
 
 Parsing and error mapping happen here; every decision is made by the
 services and selectors this consumer calls. Frames for the user arrive from
-the bridge through the channel layer as `chat.frame` events.
+the bridge through this process's fan-out (realtime.py), which calls
+`send_text`.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from core.db import db
-from core.errors import DomainError, error_frame
+from core.errors import DomainError, NotFound, error_frame
 from core.parsing import BAD_TEXT_DETAIL, has_bad_text, json_may_hold_bad_text
 from users.credentials import CREDENTIAL_ENDED_DETAIL, TOKEN_EXPIRED, credential_group
 
-from . import checks, pending, presence, ratelimit, services
+from . import checks, pending, presence, ratelimit, redelivery, services
 from .metrics import SEND_ACK_SECONDS, WS_CONNECTIONS
-from .realtime import user_group
-from .sending import receipt_queue, send_queue
+from .realtime import encode_frame, local_sockets
+from .sending import send_queue, watermark_queue
 from .wire import message_wire
 
 logger = logging.getLogger(__name__)
@@ -92,10 +93,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close()
             return
-        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         if not await presence.socket_opened(user.pk, self.channel_name):
             # Over CHAT_MAX_SOCKETS_PER_USER: the contract closes the new socket with 1008.
-            await self.channel_layer.group_discard(user_group(user.pk), self.channel_name)
             await self.accept()
             await self.close(code=POLICY_VIOLATION)
             return
@@ -103,6 +102,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.typing_on = set()
         self.in_flight = set()
         self.confirming = set()
+        await local_sockets().add(user.pk, self)
+        redelivery.watch()
         await self._follow_credential()
         await self.accept()
         WS_CONNECTIONS.inc()
@@ -129,7 +130,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         for task in self.in_flight:
             task.cancel()  # nobody to answer; what was already stored stays stored
-        await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        local_sockets().remove(self.user.pk, self)
         if self.credential:
             await self.channel_layer.group_discard(credential_group(self.credential), self.channel_name)
         if self.expiry is not None:
@@ -222,20 +223,42 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error(exc, request_id)
 
     async def on_message_received(self, frame: dict[str, Any], request_id: Any) -> None:
-        await self._under_way(self._mark_received(frame.get("messageIds"), request_id), confirmation=True)
+        if "messageIds" in frame and "upToSeq" not in frame:
+            request = self._confirm_ids(frame.get("messageIds"), request_id)
+        else:
+            confirmation = services.Confirmation(
+                user_id=self.user.pk,
+                conversation_id=checks.check_conversation_id(frame.get("conversationId")),
+                delivered=checks.check_up_to_seq(frame.get("upToSeq"), minimum=1),
+            )
+            request = self._confirm(confirmation, request_id)
+        await self._under_way(request, confirmation=True)
 
-    async def _mark_received(self, message_ids: Any, request_id: Any) -> None:
+    async def on_message_read(self, frame: dict[str, Any], request_id: Any) -> None:
+        confirmation = services.Confirmation(
+            user_id=self.user.pk,
+            conversation_id=checks.check_conversation_id(frame.get("conversationId")),
+            read=checks.check_up_to_seq(frame.get("upToSeq")),
+        )
+        await self._under_way(self._confirm(confirmation, request_id), confirmation=True)
+
+    async def _confirm(self, confirmation: services.Confirmation, request_id: Any) -> None:
+        # Recorded beside the socket's next frames, in one transaction with other sockets' confirmations.
         try:
-            ids = checks.check_received_ids(message_ids)
-            if ids:
-                await receipt_queue().mark_delivered(self.user.pk, ids)
+            if await watermark_queue().advance(confirmation) is None:
+                raise NotFound()
         except Exception as exc:
             await self._send_error(exc, request_id)
 
-    async def on_message_read(self, frame: dict[str, Any], request_id: Any) -> None:
-        up_to_seq = checks.check_up_to_seq(frame.get("upToSeq"))
-        conversation_id = checks.check_conversation_id(frame.get("conversationId"))
-        await db(services.conversation_mark_read)(user=self.user, conversation_id=conversation_id, up_to_seq=up_to_seq)
+    async def _confirm_ids(self, message_ids: Any, request_id: Any) -> None:
+        # The v1 form: ids become watermarks over the longest contiguous run they cover.
+        try:
+            ids = checks.check_received_ids(message_ids)
+            confirmations = await db(services.confirmations_from_ids)(user_id=self.user.pk, message_ids=ids)
+            for confirmation in confirmations:
+                await watermark_queue().advance(confirmation)
+        except Exception as exc:
+            await self._send_error(exc, request_id)
 
     async def on_sync(self, frame: dict[str, Any], request_id: Any) -> None:
         limit = checks.check_sync_limit(frame.get("limit", settings.CHAT_SYNC_BATCH_MAX))
@@ -243,11 +266,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.confirming:
             # What this socket confirmed before asking must not come again.
             await asyncio.wait(self.confirming)
-        messages, more = await pending.messages_pending(self.user, limit)
+        messages, more, tails = await pending.messages_pending(self.user, limit)
         for message in messages:
             await self._wait_for_room()
-            await self.send_frame({"type": "message.new", "message": message_wire(message)})
-        await self.send_frame({"type": "sync.done", "requestId": request_id, "count": len(messages), "more": more})
+            await self.send_frame({"type": "message.new", "message": message})
+        await self.send_frame(
+            {"type": "sync.done", "requestId": request_id, "count": len(messages), "more": more, "conversations": tails}
+        )
 
     async def _wait_for_room(self) -> None:
         # A batch can be larger than the server's cap on unsent bytes (1013 for a
@@ -303,11 +328,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(error_frame(reason, CREDENTIAL_ENDED_DETAIL[reason]))
         await self.close(code=POLICY_VIOLATION, reason=reason)
 
-    async def chat_frame(self, event: dict[str, Any]) -> None:
-        """Forward a frame pushed to this user's group (see realtime.push_frame)."""
-        if event.get("exclude") != self.channel_name:
-            await self.send_frame(event["frame"])
-
     async def send_frame(self, frame: dict[str, Any]) -> None:
         """Send one JSON frame."""
-        await self.send(text_data=json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+        await self.send_text(encode_frame(frame))
+
+    async def send_text(self, text: str) -> None:
+        """Send one frame serialized already (pushed frames are serialized once for all sockets)."""
+        await self.send(text_data=text)

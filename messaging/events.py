@@ -40,16 +40,24 @@ class ChatMessage(Payload):
 
 @dataclass(frozen=True, slots=True)
 class MessageStatusEvent(Payload):
-    """A receipt the sender must learn of (topic message-status-events)."""
+    """A watermark move the sender must learn of (topic message-status-events).
+
+    Every message of the sender in the conversation up to `up_to_seq` has
+    `status` for `user_id`, or, with `aggregate`, for every other
+    participant (then `user_id` is None). `message_id` names the sender's
+    latest message covered. Other services send the seed's per-message
+    shape, without `up_to_seq`.
+    """
 
     message_id: str
     conversation_id: str
     status: str
-    user_id: str
+    user_id: str | None
     # Left out by other services (the seed's shape): resolved from the message.
     sender_id: str | None = field(default=None, kw_only=True)
     timestamp: str
     up_to_seq: int | None = None
+    aggregate: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +78,7 @@ CHAT_MESSAGES: Topic[ChatMessage] = register_topic(
 )
 # Key: the user who must be told (the message's sender).
 MESSAGE_STATUS_EVENTS: Topic[MessageStatusEvent] = register_topic(
-    Topic("message-status-events", MessageStatusEvent, lambda p: p.sender_id or p.user_id, DAY_MS)
+    Topic("message-status-events", MessageStatusEvent, lambda p: p.sender_id or p.user_id or "", DAY_MS)
 )
 # Key: conversationId; short-lived by design.
 TYPING_EVENTS: Topic[TypingEvent] = register_topic(

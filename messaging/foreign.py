@@ -70,6 +70,8 @@ def foreign_status_event(event: MessageStatusEvent) -> MessageStatusEvent:
         raise Unprocessable(f"message {event.message_id!r} is not in conversation {event.conversation_id!r}")
     if event.sender_id is not None and event.sender_id != str(sender_id):
         raise Unprocessable(f"message {event.message_id!r} was not sent by user {event.sender_id!r}")
+    if event.user_id is None:
+        raise Unprocessable("a status from another service names the recipient whose status it is (userId)")
     user_id = _check_participant(conversation_member_ids(conversation_id), event.user_id, conversation_id)
     if user_id == sender_id:
         raise Unprocessable(f"user {event.user_id!r} sent message {event.message_id!r}; a status is a recipient's")

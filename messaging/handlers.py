@@ -66,6 +66,8 @@ def _status_frame(event: MessageStatusEvent) -> dict[str, object]:
     }
     if event.up_to_seq is not None:
         frame["upToSeq"] = event.up_to_seq
+    if event.aggregate:
+        frame["aggregate"] = True
     return frame
 
 

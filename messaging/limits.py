@@ -13,6 +13,9 @@ MAX_TITLE_CHARS = 200
 MAX_CLIENT_MESSAGE_ID_CHARS = 100
 # How many message ids one `message.received` may confirm.
 MAX_RECEIVED_IDS = 500
+# The largest seq a watermark confirmation may name: the largest integer every JSON client holds exactly.
+# Above the conversation's last seq (and up to this) a watermark is clamped to the last seq.
+MAX_UP_TO_SEQ = 2**53 - 1
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
 # A user id as text: at most the digits of a bigint.

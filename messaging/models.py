@@ -1,10 +1,13 @@
-"""Conversations, their participants, messages and per-recipient receipts.
+"""Conversations, their participants and messages, with delivery and read state as watermarks.
 
 A message's `seq` is allocated under the conversation's row lock, so it is
 gapless and unique per conversation, and commit order equals seq order.
-Receipts are per recipient: `delivered_at` is set when the recipient's client
-confirms it holds the message, `read_at` when the recipient's read watermark
-passes it. `Message.status` is the sender's aggregate view of its receipts.
+Because seq has no gaps, what a participant's client holds and what the
+participant has read are each one number per conversation that only moves
+forward (`delivered_seq`, `last_read_seq`), as Matrix's read markers and
+Mattermost's "last viewed" are: nothing is stored per message and reader. A
+message's status (the sender's view) is worked out from the other
+participants' watermarks (`watermarks.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 
 
 class Conversation(models.Model):
@@ -45,7 +47,9 @@ class Participant(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     joined_at = models.DateTimeField(auto_now_add=True)
-    # Everything up to this seq that others sent is READ for this user.
+    # The user's client holds every message with a seq up to this one (its own included).
+    delivered_seq = models.PositiveBigIntegerField(default=0)
+    # Everything up to this seq that others sent is READ for this user; never above delivered_seq.
     last_read_seq = models.PositiveBigIntegerField(default=0)
 
     class Meta:
@@ -71,7 +75,6 @@ class Message(models.Model):
     content = models.TextField()
     client_message_id = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.SENT)
 
     class Meta:
         ordering = ["conversation", "seq"]
@@ -83,35 +86,3 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} in {self.conversation_id}"
-
-
-class Receipt(models.Model):
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="receipts")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="receipts")
-    # Denormalized from the message so that sync and unread counts need no join to filter.
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
-    seq = models.PositiveBigIntegerField()
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    read_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["message", "user"], name="receipt_unique"),
-        ]
-        indexes = [
-            # sync: what this user has not confirmed yet, in conversation and seq order.
-            models.Index(
-                fields=["user", "conversation", "seq"],
-                condition=Q(delivered_at__isnull=True),
-                name="receipt_undelivered",
-            ),
-            # unread counts and read watermarks.
-            models.Index(
-                fields=["user", "conversation", "seq"],
-                condition=Q(read_at__isnull=True),
-                name="receipt_unread",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.message_id} -> {self.user_id}"

@@ -1,28 +1,42 @@
-"""Pushing frames to users' sockets through the channel layer.
+"""Pushing frames to users' sockets: one publish to every web process, fanned out in memory.
 
-Every socket joins the group of its user; everything addressed to a user is
-sent to that group. Group names come from `user_group` and nowhere else.
-The channel layer is a fast path, not a store: a frame that never reaches a
-socket is recovered by the client's `sync`.
+Each web process keeps its open sockets by user (`LocalSockets`) and
+listens on one channel of its own, a member of the WEB_PROCESSES group. The
+bridge publishes a batch of frames once, to that group; every process
+sends each frame, serialized once, to its own sockets of the frame's users.
+So a message to a group of N members costs one publish and one JSON
+encoding, not N of each (Zulip's Tornado shards and Centrifugo's nodes
+deliver the same way). The channel layer is a fast path, not a store: a
+frame that never reaches a socket comes again by redelivery or `sync`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
-from typing import Any
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-FRAME_EVENT = "chat.frame"
+from core.batching import PerLoop
 
+logger = logging.getLogger(__name__)
 
-def user_group(user_id: int | str) -> str:
-    """Return the channel-layer group of one user's sockets."""
-    return f"user.{user_id}"
-
+# The channel-layer group of every web process's listening channel.
+WEB_PROCESSES = "chat.web-processes"
+FANOUT_EVENT = "chat.fanout"
+# How long a process waits before listening again after the channel layer failed.
+RELISTEN_SECONDS = 1.0
 
 Push = tuple[Iterable[int | str], dict[str, Any], str | None]
+
+
+def encode_frame(frame: dict[str, Any]) -> str:
+    """Serialize a frame as every socket gets it."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
 async def push_frame(user_ids: Iterable[int | str], frame: dict[str, Any], exclude_channel: str | None = None) -> None:
@@ -31,15 +45,89 @@ async def push_frame(user_ids: Iterable[int | str], frame: dict[str, Any], exclu
 
 
 async def push_frames(pushes: list[Push]) -> None:
-    """Send frames, each to every socket of its users except its excluded socket, in order.
+    """Send frames, each to every socket of its users except its excluded socket, in order, in one publish."""
+    batch = [
+        [list(dict.fromkeys(str(u) for u in user_ids)), encode_frame(frame), exclude]
+        for user_ids, frame, exclude in pushes
+    ]
+    if batch:
+        await get_channel_layer().group_send(WEB_PROCESSES, {"type": FANOUT_EVENT, "pushes": batch})
 
-    The publishes are started side by side and in this order; the layer sends
-    those of one moment together over one connection, in the order started,
-    so each user's frames arrive in the order given.
-    """
-    layer = get_channel_layer()
-    sends: list[Awaitable[None]] = []
-    for user_ids, frame, exclude_channel in pushes:
-        event = {"type": FRAME_EVENT, "frame": frame, "exclude": exclude_channel}
-        sends.extend(layer.group_send(user_group(u), event) for u in dict.fromkeys(str(u) for u in user_ids))
-    await asyncio.gather(*sends)
+
+class Socket(Protocol):
+    """What the fan-out needs of a socket: its channel name and a way to send it text."""
+
+    channel_name: str
+
+    async def send_text(self, text: str) -> None: ...
+
+
+class LocalSockets:
+    """This web process's open sockets by user, and the channel through which it hears frames for them."""
+
+    def __init__(self) -> None:
+        self.by_user: dict[str, dict[str, Socket]] = defaultdict(dict)
+        self._listening: asyncio.Future[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    async def add(self, user_id: int | str, socket: Socket) -> None:
+        """Register an open socket; return once this process hears the frames pushed to its user."""
+        if self._listening is None:
+            self._listening = asyncio.ensure_future(self._listen())
+        await asyncio.shield(self._listening)
+        self.by_user[str(user_id)][socket.channel_name] = socket
+
+    def remove(self, user_id: int | str, socket: Socket) -> None:
+        """Forget a socket that closed."""
+        sockets = self.by_user.get(str(user_id))
+        if sockets is not None:
+            sockets.pop(socket.channel_name, None)
+            if not sockets:
+                del self.by_user[str(user_id)]
+
+    def user_ids(self) -> list[str]:
+        """Return the users with an open socket in this process."""
+        return list(self.by_user)
+
+    async def send(self, user_id: int | str, text: str, exclude: str | None = None) -> None:
+        """Send a serialized frame to this process's sockets of one user."""
+        for channel_name, socket in list(self.by_user.get(str(user_id), {}).items()):
+            if channel_name == exclude:
+                continue
+            try:
+                await socket.send_text(text)
+            except Exception:  # closing as we send: it will get the frame by sync
+                logger.debug("Could not send to socket %s", channel_name, exc_info=True)
+
+    async def deliver(self, pushes: list[list[Any]]) -> None:
+        """Send a published batch of frames to this process's sockets of their users, in order."""
+        for user_ids, text, exclude in pushes:
+            for user_id in user_ids:
+                if user_id in self.by_user:
+                    await self.send(user_id, text, exclude)
+
+    async def _listen(self) -> None:
+        layer = get_channel_layer()
+        channel = await layer.new_channel("chat-web.")
+        await layer.group_add(WEB_PROCESSES, channel)
+        self._listener = asyncio.ensure_future(self._receive(channel))
+
+    async def _receive(self, channel: str) -> None:
+        layer = get_channel_layer()
+        while True:
+            try:
+                event = await layer.receive(channel)
+                await self.deliver(event["pushes"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("Receiving pushed frames failed; listening again", exc_info=True)
+                await asyncio.sleep(RELISTEN_SECONDS)
+
+
+_local: PerLoop[LocalSockets] = PerLoop(LocalSockets)
+
+
+def local_sockets() -> LocalSockets:
+    """Return this process's (event loop's) socket registry."""
+    return _local.get()

@@ -8,9 +8,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, TruncMinute
 from django.utils import timezone
 
@@ -24,14 +23,21 @@ from .checks import (
     check_history_limit,
     conversation_cursor,
 )
-from .models import Conversation, Message, Participant, Receipt
+from .models import Conversation, Message, Participant
+from .watermarks import Marks, Statuses
 from .wire import message_wire
 
 
 def conversations_for_user(user: AbstractBaseUser) -> QuerySet[Conversation]:
-    """Return the user's conversations, annotated with the user's unread count."""
+    """Return the user's conversations, annotated with the user's unread count.
+
+    Unread: the messages others sent above the user's read watermark (a
+    range scan of the conversation's seq index, no row per reader).
+    """
+    read_seq = Participant.objects.filter(conversation=OuterRef("pk"), user_id=user.pk).values("last_read_seq")[:1]
     unread = (
-        Receipt.objects.filter(user_id=user.pk, conversation=OuterRef("pk"), read_at__isnull=True)
+        Message.objects.filter(conversation=OuterRef("pk"), seq__gt=OuterRef("read_seq"))
+        .exclude(sender_id=user.pk)
         .order_by()
         .values("conversation")
         .annotate(n=Count("pk"))
@@ -39,6 +45,7 @@ def conversations_for_user(user: AbstractBaseUser) -> QuerySet[Conversation]:
     )
     return (
         Conversation.objects.filter(memberships__user_id=user.pk)
+        .annotate(read_seq=Subquery(read_seq))
         .annotate(unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), 0))
         .order_by("-created_at")
     )
@@ -88,18 +95,27 @@ def conversation_page_for_user(
 def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, Any]]:
     """Return the contract's Conversation objects, with two queries for the whole list.
 
-    Each participant carries `lastReadSeq` (an addition to the contract), so
-    that a group's members can see who has read what.
+    Each participant carries its watermarks, `deliveredSeq` and
+    `lastReadSeq`, so that clients can show who holds and who has read what.
     """
     ids = [c.pk for c in conversations]
-    members: dict[Any, list[tuple[str, int]]] = defaultdict(list)
+    members: dict[Any, list[tuple[str, int, int]]] = defaultdict(list)
+    marks: dict[Any, dict[int, Marks]] = defaultdict(dict)
     people: dict[str, dict[str, str]] = {}
-    for conversation_id, user_id, last_read_seq, username, display_name in (
+    for conversation_id, user_id, delivered_seq, last_read_seq, username, display_name in (
         Participant.objects.filter(conversation_id__in=ids)
         .order_by("user_id")
-        .values_list("conversation_id", "user_id", "last_read_seq", "user__username", "user__profile__display_name")
+        .values_list(
+            "conversation_id",
+            "user_id",
+            "delivered_seq",
+            "last_read_seq",
+            "user__username",
+            "user__profile__display_name",
+        )
     ):
-        members[conversation_id].append((str(user_id), last_read_seq))
+        members[conversation_id].append((str(user_id), delivered_seq, last_read_seq))
+        marks[conversation_id][user_id] = Marks(delivered=delivered_seq, read=last_read_seq)
         people[str(user_id)] = public_user(user_id, username, display_name)
     last_seqs = Q()
     for c in conversations:
@@ -111,10 +127,15 @@ def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, 
             "id": str(c.pk),
             "kind": c.kind,
             "title": c.title,
-            "participantIds": [user_id for user_id, _ in members[c.pk]],
-            "participants": [{**people[user_id], "lastReadSeq": seq} for user_id, seq in members[c.pk]],
+            "participantIds": [user_id for user_id, _, _ in members[c.pk]],
+            "participants": [
+                {**people[user_id], "deliveredSeq": delivered, "lastReadSeq": read}
+                for user_id, delivered, read in members[c.pk]
+            ],
             "lastSeq": c.last_seq,
-            "lastMessage": message_wire(last_messages[c.pk]) if c.pk in last_messages else None,
+            "lastMessage": _with_status(last_messages[c.pk], Statuses.of_marks(marks[c.pk]))
+            if c.pk in last_messages
+            else None,
             "unreadCount": getattr(c, "unread_count", 0),
         }
         for c in conversations
@@ -146,27 +167,100 @@ def message_history(
     return list(messages.order_by("seq")[:limit])
 
 
-def messages_pending_for_user(*, user: AbstractBaseUser, limit: int) -> tuple[list[Message], bool]:
-    """Return up to `limit` messages addressed to the user that its client has not confirmed, and whether more wait.
+def _with_status(message: Message, statuses: Statuses) -> dict[str, Any]:
+    return message_wire(message, statuses.status(message.sender_id, message.seq))
 
-    Oldest first within each conversation (the order of the partial index
-    on undelivered receipts, so a backlog of any size is read in one scan).
+
+def watermarks_of(conversation_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[int, Marks]]:
+    """Return every participant's watermarks in each of the conversations, in one query."""
+    marks: dict[uuid.UUID, dict[int, Marks]] = defaultdict(dict)
+    for conversation_id, user_id, delivered_seq, read_seq in Participant.objects.filter(
+        conversation_id__in=set(conversation_ids)
+    ).values_list("conversation_id", "user_id", "delivered_seq", "last_read_seq"):
+        marks[conversation_id][user_id] = Marks(delivered=delivered_seq, read=read_seq)
+    return marks
+
+
+def messages_wire(messages: list[Message]) -> list[dict[str, Any]]:
+    """Return the contract's Message objects, each with its status worked out from the watermarks."""
+    statuses = {c: Statuses.of_marks(m) for c, m in watermarks_of(m.conversation_id for m in messages).items()}
+    return [_with_status(m, statuses[m.conversation_id]) for m in messages]
+
+
+def conversation_receipts(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str) -> list[dict[str, Any]]:
+    """Return every participant's watermarks in one of the user's conversations (per-participant detail)."""
+    conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+    return [
+        {"id": str(user_id), "deliveredSeq": delivered_seq, "readSeq": read_seq}
+        for user_id, delivered_seq, read_seq in Participant.objects.filter(conversation=conversation)
+        .order_by("user_id")
+        .values_list("user_id", "delivered_seq", "last_read_seq")
+    ]
+
+
+def messages_pending_for_user(*, user: AbstractBaseUser, limit: int) -> tuple[list[Message], bool]:
+    """Return up to `limit` messages above the user's delivered watermarks, and whether more wait.
+
+    Oldest first within each conversation, the user's own messages included
+    (sent from another device, a client needs them to confirm a contiguous
+    run). One range scan of the seq index per conversation.
     """
     pending = list(
-        Receipt.objects.filter(user_id=user.pk, delivered_at__isnull=True)
-        .order_by("conversation_id", "seq")
-        .values_list("message_id", flat=True)[: limit + 1]
+        Message.objects.filter(
+            conversation__memberships__user_id=user.pk,
+            seq__gt=F("conversation__memberships__delivered_seq"),
+        ).order_by("conversation_id", "seq")[: limit + 1]
     )
-    more = len(pending) > limit
-    messages = Message.objects.in_bulk(pending[:limit])
-    return [messages[message_id] for message_id in pending[:limit] if message_id in messages], more
+    return pending[:limit], len(pending) > limit
+
+
+def conversation_tails(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
+    """Return the user's conversations whose last seq is above its delivered watermark, with both watermarks."""
+    return [
+        {"conversationId": str(conversation_id), "lastSeq": last_seq, "deliveredSeq": delivered, "readSeq": read}
+        for conversation_id, last_seq, delivered, read in Participant.objects.filter(
+            user_id=user.pk, conversation__last_seq__gt=F("delivered_seq")
+        )
+        .order_by("conversation_id")
+        .values_list("conversation_id", "conversation__last_seq", "delivered_seq", "last_read_seq")
+    ]
 
 
 def users_with_pending(user_ids: Iterable[int | str]) -> set[str]:
-    """Return which of the given users have messages addressed to them that their client has not confirmed."""
-    pending = Receipt.objects.filter(user_id=OuterRef("pk"), delivered_at__isnull=True)
-    users = get_user_model().objects.filter(pk__in=set(user_ids)).filter(Exists(pending))
-    return {str(pk) for pk in users.values_list("pk", flat=True)}
+    """Return which of the given users have a conversation whose last seq is above their delivered watermark."""
+    return {
+        str(user_id)
+        for user_id in Participant.objects.filter(
+            user_id__in=set(user_ids), conversation__last_seq__gt=F("delivered_seq")
+        )
+        .values_list("user_id", flat=True)
+        .distinct()
+    }
+
+
+def lagging_watermarks(user_ids: Iterable[int | str]) -> list[tuple[int, uuid.UUID, int, int]]:
+    """Return (user id, conversation id, delivered seq, last seq) where a user's client lacks messages of others.
+
+    Only messages others sent count: a client that never confirms its own
+    messages is not lagging for them.
+    """
+    from_others_above = Message.objects.filter(
+        conversation_id=OuterRef("conversation_id"), seq__gt=OuterRef("delivered_seq")
+    ).exclude(sender_id=OuterRef("user_id"))
+    return list(
+        Participant.objects.filter(user_id__in=set(user_ids), conversation__last_seq__gt=F("delivered_seq"))
+        .filter(Exists(from_others_above))
+        .values_list("user_id", "conversation_id", "delivered_seq", "conversation__last_seq")
+    )
+
+
+def messages_between(*, conversation_id: uuid.UUID, after_seq: int, up_to_seq: int, limit: int) -> list[Message]:
+    """Return a conversation's messages with after_seq < seq <= up_to_seq, at most `limit`, by seq."""
+    return list(
+        Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq, seq__lte=up_to_seq).order_by("seq")[
+            :limit
+        ]
+    )
 
 
 def messages_per_minute(*, minutes: int = 10, now: datetime | None = None) -> list[tuple[datetime, int]]:

@@ -1,4 +1,4 @@
-"""Group commit: sends that queue behind a conversation's row lock share one commit, and so do receipts.
+"""Group commit: sends that queue behind a conversation's row lock share one commit, and so do confirmations.
 
 The senders of one conversation are serialized by its row lock, and each
 commit waits for the disk, so one conversation alone would top out at a few
@@ -6,21 +6,28 @@ hundred messages a second. Instead, while a transaction of a conversation is
 under way in this process, the sends for it that arrive meanwhile wait in
 line and are then stored together, in arrival order, in one transaction.
 A quiet conversation's send goes at once, alone: batching adds no delay.
+
+Overload pushes back instead of queueing: past CHAT_MAX_SENDS_UNDER_WAY
+sends waiting or being stored in this process, a send is refused with
+`rate_limited` and `retryAfterMs` (CHAT_OVERLOAD_RETRY_AFTER_MS), so the
+time to an ack stays bounded and memory flat however much is offered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TypeVar
 
+from django.conf import settings
+
+from core.batching import Coalescer, PerLoop
 from core.db import db
+from core.errors import RateLimited
 
 from . import services
 from .checks import Draft
-from .services import SendOutcome
+from .services import Confirmation, SendOutcome
 
-Q = TypeVar("Q")
 Waiting = list[tuple[Draft, asyncio.Future[SendOutcome]]]
 
 
@@ -30,14 +37,25 @@ class ConversationSendQueue:
     def __init__(self) -> None:
         self._waiting: dict[uuid.UUID, Waiting] = {}
         self._drains: set[asyncio.Task[None]] = set()
+        self.under_way = 0
 
     async def send(self, conversation_id: uuid.UUID, draft: Draft) -> SendOutcome:
         """Store a draft (possibly with others of the same conversation); return its outcome."""
         return await self.submit(conversation_id, draft)
 
     def submit(self, conversation_id: uuid.UUID, draft: Draft) -> asyncio.Future[SendOutcome]:
-        """Queue a draft behind the earlier ones of its conversation; return the future of its outcome."""
+        """Queue a draft behind the earlier ones of its conversation; return the future of its outcome.
+
+        Raise RateLimited when this process already has its bound of sends under way.
+        """
+        if self.under_way >= settings.CHAT_MAX_SENDS_UNDER_WAY:
+            raise RateLimited(
+                "The server is busy; send again after retryAfterMs.",
+                retry_after_seconds=settings.CHAT_OVERLOAD_RETRY_AFTER_MS / 1000,
+            )
         future: asyncio.Future[SendOutcome] = asyncio.get_running_loop().create_future()
+        self.under_way += 1
+        future.add_done_callback(self._done)
         waiting = self._waiting.get(conversation_id)
         if waiting is None:
             self._waiting[conversation_id] = [(draft, future)]
@@ -47,6 +65,9 @@ class ConversationSendQueue:
         else:
             waiting.append((draft, future))
         return future
+
+    def _done(self, _future: asyncio.Future[SendOutcome]) -> None:
+        self.under_way -= 1
 
     async def _drain(self, conversation_id: uuid.UUID) -> None:
         batch: Waiting = []
@@ -71,60 +92,41 @@ class ConversationSendQueue:
                 future.cancel()
 
 
-class ReceiptQueue:
-    """Records the message.received confirmations of one event loop's sockets, one transaction at a time.
+### Watermarks ###
+
+Outcomes = dict[tuple[int, uuid.UUID], bool | None]
+
+
+async def _advance(confirmations: list[Confirmation]) -> Outcomes:
+    outcomes = await db(services.watermarks_advance)(confirmations=confirmations)
+    return {(c.user_id, c.conversation_id): o for c, o in zip(confirmations, outcomes, strict=True)}
+
+
+class WatermarkQueue:
+    """Records the confirmations (delivered and read) of one event loop's sockets, one transaction at a time.
 
     Confirmations that arrive while a transaction of them is under way wait
-    and then share the next one: at chat rates, a commit per socket and
-    batch is most of what delivering a message costs.
+    and then share the next one: a few statements per batch, whatever its size.
     """
 
     def __init__(self) -> None:
-        self._waiting: list[tuple[int, set[uuid.UUID], asyncio.Future[int]]] = []
-        self._drain_task: asyncio.Task[None] | None = None
+        self._batches: Coalescer[Confirmation, Outcomes] = Coalescer(_advance, "watermark confirmations")
 
-    async def mark_delivered(self, user_id: int, message_ids: set[uuid.UUID]) -> int:
-        """Record that the user's client holds these messages; return how many changed."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.append((user_id, message_ids, future))
-        if self._drain_task is None or self._drain_task.done():
-            self._drain_task = asyncio.create_task(self._drain())
-        return await asyncio.shield(future)
-
-    async def _drain(self) -> None:
-        while batch := self._waiting:
-            self._waiting = []
-            try:
-                changed = await db(services.receipts_mark_delivered)(
-                    confirmations=[(user_id, ids) for user_id, ids, _ in batch]
-                )
-            except Exception as exc:
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for (*_, future), count in zip(batch, changed, strict=True):
-                    if not future.done():
-                        future.set_result(count)
+    async def advance(self, confirmation: Confirmation) -> bool | None:
+        """Record a confirmation; return whether it moved a watermark, None if the user is not a participant."""
+        outcomes = await self._batches.submit(confirmation)
+        return outcomes[(confirmation.user_id, confirmation.conversation_id)]
 
 
-_per_loop: dict[tuple[asyncio.AbstractEventLoop, type], object] = {}
+_send_queues: PerLoop[ConversationSendQueue] = PerLoop(ConversationSendQueue)
+_watermark_queues: PerLoop[WatermarkQueue] = PerLoop(WatermarkQueue)
 
 
-def _of_running_loop(kind: type[Q]) -> Q:
-    # Futures and tasks belong to one event loop, so each loop has its own queue.
-    key = (asyncio.get_running_loop(), kind)
-    queue = _per_loop.get(key)
-    if not isinstance(queue, kind):
-        queue = _per_loop[key] = kind()
-    return queue
-
-
-def receipt_queue() -> ReceiptQueue:
-    """Return the receipt queue of the running event loop."""
-    return _of_running_loop(ReceiptQueue)
+def watermark_queue() -> WatermarkQueue:
+    """Return the watermark queue of the running event loop."""
+    return _watermark_queues.get()
 
 
 def send_queue() -> ConversationSendQueue:
     """Return the send queue of the running event loop."""
-    return _of_running_loop(ConversationSendQueue)
+    return _send_queues.get()

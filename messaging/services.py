@@ -1,4 +1,4 @@
-"""Writes of the messaging domain: conversations, messages and receipts.
+"""Writes of the messaging domain: conversations, messages and watermarks.
 
 Each function takes typed, keyword-only arguments (checks.py turns client
 input into them, and each function runs the same checks on what it is
@@ -14,14 +14,15 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Collection
-from datetime import datetime
+from dataclasses import dataclass, replace
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import DomainError, NotFound, ValidationFailed
@@ -40,7 +41,8 @@ from .checks import (
 )
 from .events import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS, TYPING_EVENTS, MessageStatusEvent, TypingEvent
 from .metrics import MESSAGES_SENT
-from .models import Conversation, Message, MessageStatus, Participant, Receipt
+from .models import Conversation, Message, Participant
+from .watermarks import DELIVERED, READ, Marks, advanced, contiguous_run, floors
 from .wire import chat_message_event
 
 User = get_user_model()
@@ -131,7 +133,7 @@ def messages_store(*, conversation_id: uuid.UUID, drafts: list[Draft]) -> list[S
 
     An outcome is (message, created) or the error for that draft alone
     (NotFound for a sender who is not a participant; a repeated
-    clientMessageId answers with the original). Four statements and the
+    clientMessageId answers with the original). Three statements and the
     commit however many drafts: a busy conversation's senders, queued behind
     its row lock, share one commit (see sending.py).
     """
@@ -184,12 +186,6 @@ def _store(conversation_id: uuid.UUID, drafts: list[Draft], member_ids: tuple[in
                 client_message_id=draft.client_message_id,
             )
             for index, draft in enumerate(drafts)
-        )
-        Receipt.objects.bulk_create(
-            Receipt(message=message, user_id=uid, conversation_id=conversation_id, seq=message.seq)
-            for message in messages
-            for uid in member_ids
-            if uid != message.sender_id
         )
         outbox_enqueue_each(
             topic=CHAT_MESSAGES,
@@ -287,154 +283,243 @@ def typing_send(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str, is_
     return event
 
 
-### Receipts ###
+### Watermarks ###
 
 
-def messages_mark_received(*, user: AbstractBaseUser, message_ids: Collection[str]) -> int:
-    """Record that the user's client holds these messages (DELIVERED for this user); return how many changed.
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A participant's client holds (`delivered`) or the participant has read (`read`) a conversation up to a seq."""
 
-    Ids that are unknown, malformed, not addressed to the user or already
-    confirmed are ignored, so confirming is idempotent. Each sender is told
-    by one message-status-events record per newly delivered message.
+    user_id: int
+    conversation_id: uuid.UUID
+    delivered: int = 0
+    read: int = 0
+
+
+def conversation_mark_received(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str, up_to_seq: int) -> bool:
+    """Move the user's delivered watermark up to `up_to_seq` (at most the last seq); return whether it moved.
+
+    The client says it holds every message of the conversation up to there.
+    NotFound when the user is not a participant.
     """
-    (changed,) = receipts_mark_delivered(confirmations=[(user.pk, check_received_ids(message_ids))])
-    return changed
+    confirmation = Confirmation(
+        user_id=user.pk,
+        conversation_id=check_conversation_id(conversation_id),
+        delivered=check_up_to_seq(up_to_seq, minimum=1),
+    )
+    (outcome,) = watermarks_advance(confirmations=[confirmation])
+    return _moved_or_not_found(outcome)
 
 
-def receipts_mark_delivered(*, confirmations: list[tuple[int, set[uuid.UUID]]]) -> list[int]:
-    """Record several (user, message ids) confirmations in one transaction; return how many changed for each.
+def conversation_mark_read(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str, up_to_seq: int) -> bool:
+    """Move the user's read watermark (and so its delivered one) up to `up_to_seq`; return whether it moved.
 
-    What WebSocket clients confirm at about the same time shares one
-    transaction (see sending.py), instead of a commit per socket and batch.
+    Everything others sent up to there is READ for the user. NotFound when
+    the user is not a participant.
     """
-    all_ids = set().union(*(ids for _, ids in confirmations))
-    if not all_ids:
-        return [0 for _ in confirmations]
-    addressed = Q()
-    for user_id, ids in confirmations:
-        if ids:
-            addressed |= Q(user_id=user_id, message_id__in=ids)
+    confirmation = Confirmation(
+        user_id=user.pk, conversation_id=check_conversation_id(conversation_id), read=check_up_to_seq(up_to_seq)
+    )
+    (outcome,) = watermarks_advance(confirmations=[confirmation])
+    return _moved_or_not_found(outcome)
+
+
+def messages_mark_received(*, user: AbstractBaseUser, message_ids: Collection[str]) -> bool:
+    """Take a v1 confirmation by message ids as watermark moves; return whether any moved.
+
+    Each conversation's watermark moves over the longest contiguous run the
+    ids cover (see `confirmations_from_ids`); unknown ids, and ids of
+    messages not addressed to the user, are ignored.
+    """
+    confirmations = confirmations_from_ids(user_id=user.pk, message_ids=check_received_ids(message_ids))
+    return any(outcome is True for outcome in watermarks_advance(confirmations=confirmations))
+
+
+def confirmations_from_ids(*, user_id: int, message_ids: set[uuid.UUID]) -> list[Confirmation]:
+    """Turn message ids a client holds into delivered watermarks, one per conversation of the user.
+
+    A watermark moves over messages the ids name and the user's own
+    messages, and stops at the first message the client did not name: a
+    message above that gap stays unconfirmed and comes again by `sync`.
+    """
+    named = (
+        Message.objects.filter(pk__in=message_ids, conversation__memberships__user_id=user_id)
+        .values_list("conversation_id", "seq", "conversation__memberships__delivered_seq")
+        .order_by()
+    )
+    held: dict[uuid.UUID, set[int]] = {}
+    start: dict[uuid.UUID, int] = {}
+    for conversation_id, seq, delivered_seq in named:
+        start[conversation_id] = delivered_seq
+        if seq > delivered_seq:
+            held.setdefault(conversation_id, set()).add(seq)
+    confirmations = []
+    for conversation_id, seqs in held.items():
+        above = (
+            Message.objects.filter(conversation_id=conversation_id, seq__gt=start[conversation_id])
+            .order_by("seq")
+            .values_list("seq", "sender_id")[: max(seqs) - start[conversation_id] + CONFIRM_OWN_TAIL]
+        )
+        end = contiguous_run(start[conversation_id], seqs, above, user_id)
+        if end > start[conversation_id]:
+            confirmations.append(Confirmation(user_id=user_id, conversation_id=conversation_id, delivered=end))
+    return confirmations
+
+
+# How many of the user's own messages right after the last confirmed one a v1 confirmation also covers.
+CONFIRM_OWN_TAIL = 100
+
+
+def _moved_or_not_found(outcome: bool | None) -> bool:
+    if outcome is None:
+        raise NotFound()
+    return outcome
+
+
+def watermarks_advance(*, confirmations: list[Confirmation]) -> list[bool | None]:
+    """Record several confirmations in one transaction; return, for each, whether it moved a watermark.
+
+    None for a confirmation of a user who is not a participant (nothing is
+    changed for it). Watermarks only move forward, never past the last seq,
+    and read never passes delivered. Every move is announced on
+    message-status-events, one record per move and sender, never per
+    message: per participant (in conversations of up to
+    CHAT_RECEIPT_DETAIL_MAX_MEMBERS) and, when the smallest watermark of a
+    sender's fellow participants moves, as an aggregate. The statements are
+    the same few for any number of confirmations.
+    """
+    wanted: dict[tuple[int, uuid.UUID], Confirmation] = {}
+    for c in confirmations:
+        known = wanted.get((c.user_id, c.conversation_id))
+        if known is not None:
+            c = replace(c, delivered=max(c.delivered, known.delivered), read=max(c.read, known.read))
+        wanted[(c.user_id, c.conversation_id)] = c
+    conversation_ids = sorted({conversation_id for _, conversation_id in wanted})
+    before: dict[uuid.UUID, dict[int, Marks]] = defaultdict(dict)
+    last_seqs: dict[uuid.UUID, int] = {}
+    moved: dict[tuple[int, uuid.UUID], bool] = {}
     with transaction.atomic():
-        locked = {m.pk: m for m in _lock_messages(Message.objects.filter(pk__in=all_ids))}
-        pending = list(
-            Receipt.objects.filter(addressed, delivered_at__isnull=True)
-            .order_by("message_id", "user_id")
-            .values_list("pk", "message_id", "user_id")
+        _serialize_watermarks(conversation_ids)
+        rows = Participant.objects.filter(conversation_id__in=conversation_ids).values_list(
+            "pk", "conversation_id", "user_id", "delivered_seq", "last_read_seq", "conversation__last_seq"
         )
-        if not pending:
-            return [0 for _ in confirmations]
-        now = timezone.now()
-        Receipt.objects.filter(pk__in=[pk for pk, _, _ in pending]).update(delivered_at=now)
-        _refresh_aggregate_status([locked[pk] for pk in dict.fromkeys(m for _, m, _ in pending)])
-        outbox_enqueue_many(
-            topic=MESSAGE_STATUS_EVENTS,
-            payloads=[_status_event(locked[m], MessageStatus.DELIVERED, u, now) for _, m, u in pending],
-        )
-    changed = Counter(user_id for _, _, user_id in pending)
-    return [changed[user_id] for user_id, _ in confirmations]
-
-
-def conversation_mark_read(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str, up_to_seq: int) -> int:
-    """Move the user's read watermark forward to `up_to_seq`; return how many messages became READ.
-
-    Everything others sent up to the watermark is READ (and so DELIVERED)
-    for this user. The watermark never moves back; a seq beyond the last
-    message is taken as the last message. Each sender whose messages it
-    covers is told by one record carrying `upToSeq`.
-    """
-    up_to_seq = check_up_to_seq(up_to_seq)
-    conversation_uuid = check_conversation_id(conversation_id)
-    with transaction.atomic():
-        participant = (
-            Participant.objects.select_for_update()
-            .select_related("conversation")
-            .filter(conversation_id=conversation_uuid, user_id=user.pk)
-            .first()
-        )
-        if participant is None:
-            raise NotFound()
-        watermark = min(up_to_seq, participant.conversation.last_seq)
-        if watermark <= participant.last_read_seq:
-            return 0
-        participant.last_read_seq = watermark
-        participant.save(update_fields=["last_read_seq"])
-        messages = _lock_messages(
-            Message.objects.filter(
-                conversation_id=conversation_uuid,
-                seq__lte=watermark,
-                receipts__user_id=user.pk,
-                receipts__read_at__isnull=True,
+        pks: dict[tuple[int, uuid.UUID], int] = {}
+        for pk, conversation_id, user_id, delivered_seq, read_seq, last_seq in rows:
+            before[conversation_id][user_id] = Marks(delivered=delivered_seq, read=read_seq)
+            last_seqs[conversation_id] = last_seq
+            pks[(user_id, conversation_id)] = pk
+        after = {conversation_id: dict(marks) for conversation_id, marks in before.items()}
+        for key, c in wanted.items():
+            if key not in pks:
+                continue
+            marks = before[c.conversation_id][c.user_id]
+            new = advanced(marks, delivered=c.delivered, read=c.read, last_seq=last_seqs[c.conversation_id])
+            moved[key] = new != marks
+            after[c.conversation_id][c.user_id] = new
+        changes = [key for key, did in moved.items() if did]
+        if changes:
+            rows_after = [(pks[(u, c)], after[c][u]) for u, c in changes]
+            Participant.objects.bulk_update(
+                [Participant(pk=pk, delivered_seq=m.delivered, last_read_seq=m.read) for pk, m in rows_after],
+                ["delivered_seq", "last_read_seq"],
             )
-        )
-        if not messages:
-            return 0
-        now = timezone.now()
-        unread = Receipt.objects.filter(user_id=user.pk, message__in=messages)
-        unread.filter(delivered_at__isnull=True).update(delivered_at=now)
-        unread.update(read_at=now)
-        _refresh_aggregate_status(messages)
-        latest_by_sender: dict[int, Message] = {}
-        for message in sorted(messages, key=lambda m: m.seq):
-            latest_by_sender[message.sender_id] = message
-        _announce_status(list(latest_by_sender.values()), MessageStatus.READ, user, now, up_to_seq=watermark)
-    return len(messages)
+            _announce_moves(changes, before, after)
+    return [moved.get((c.user_id, c.conversation_id)) for c in confirmations]
 
 
-def _lock_messages(messages: QuerySet[Message]) -> list[Message]:
-    # Receipt changes of one message are serialized by its row lock, so the
-    # aggregate status computed after them sees every other recipient's change.
-    # Locking in primary key order keeps concurrent confirmations from deadlocking.
-    # (One receipt per message and user, so the join yields no duplicates.)
-    return list(messages.select_for_update(of=("self",)).order_by("pk"))
+def _serialize_watermarks(conversation_ids: list[uuid.UUID]) -> None:
+    """Take each conversation's watermark lock until the commit (PostgreSQL; SQLite has one writer anyway).
+
+    An aggregate depends on every participant's watermark, so two
+    transactions moving two members of one group must not both read the
+    other's old value. An advisory lock, not a row lock: sends, which
+    update the conversation row, never wait for confirmations.
+    """
+    if connection.vendor != "postgresql" or not conversation_ids:
+        return
+    keys = sorted({int.from_bytes(c.bytes[:8], "big", signed=True) for c in conversation_ids})
+    with connection.cursor() as cursor:
+        # unnest yields the keys in the array's (sorted) order: concurrent batches never deadlock.
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [keys])
 
 
-def _refresh_aggregate_status(messages: list[Message]) -> None:
-    """Recompute the sender's view (SENT, DELIVERED, READ) of messages whose receipts changed."""
-    counts = (
-        Receipt.objects.filter(message__in=messages)
-        .values("message_id")
-        .annotate(
-            undelivered=Count("pk", filter=Q(delivered_at__isnull=True)),
-            unread=Count("pk", filter=Q(read_at__isnull=True)),
-        )
-    )
-    status_of: dict[uuid.UUID, str] = {}
-    for row in counts:
-        if row["unread"] == 0:
-            status_of[row["message_id"]] = MessageStatus.READ
-        elif row["undelivered"] == 0:
-            status_of[row["message_id"]] = MessageStatus.DELIVERED
-        else:
-            status_of[row["message_id"]] = MessageStatus.SENT
-    changed: dict[str, list[uuid.UUID]] = {}
-    for message in messages:
-        status = status_of.get(message.pk, message.status)
-        if status != message.status:
-            message.status = status
-            changed.setdefault(status, []).append(message.pk)
-    for status, ids in changed.items():
-        Message.objects.filter(pk__in=ids).update(status=status)
-
-
-def _announce_status(
-    messages: list[Message], status: str, user: AbstractBaseUser, at: datetime, up_to_seq: int | None = None
+def _announce_moves(
+    changes: list[tuple[int, uuid.UUID]],
+    before: dict[uuid.UUID, dict[int, Marks]],
+    after: dict[uuid.UUID, dict[int, Marks]],
 ) -> None:
-    """Queue one message-status-events record per message, for its sender."""
-    outbox_enqueue_many(
-        topic=MESSAGE_STATUS_EVENTS,
-        payloads=[_status_event(message, status, user.pk, at, up_to_seq) for message in messages],
-    )
+    """Queue the message-status-events records of watermark moves: per participant, then aggregates."""
+    # Each record names the sender's latest message its range covers: read the messages of the ranges at once.
+    ranges: dict[uuid.UUID, tuple[int, int]] = {}
+    for user_id, conversation_id in changes:
+        old, new = before[conversation_id][user_id], after[conversation_id][user_id]
+        low, high = ranges.get(conversation_id, (old.read, new.delivered))
+        ranges[conversation_id] = (min(low, old.read), max(high, new.delivered))
+    within = Q()
+    for conversation_id, (low, high) in ranges.items():
+        within |= Q(conversation_id=conversation_id, seq__gt=low, seq__lte=high)
+    by_sender: dict[tuple[uuid.UUID, int], list[tuple[int, uuid.UUID]]] = defaultdict(list)
+    for conversation_id, seq, sender_id, message_id in (
+        Message.objects.filter(within).order_by("seq").values_list("conversation_id", "seq", "sender_id", "pk")
+    ):
+        by_sender[(conversation_id, sender_id)].append((seq, message_id))
+
+    def latest(conversation_id: uuid.UUID, sender_id: int, low: int, high: int) -> tuple[int, uuid.UUID] | None:
+        # The sender's last message with low < seq <= high.
+        found = None
+        for seq, message_id in by_sender.get((conversation_id, sender_id), ()):
+            if seq > high:
+                break
+            if seq > low:
+                found = (seq, message_id)
+        return found
+
+    now = iso_utc(timezone.now())
+    records: list[MessageStatusEvent] = []
+    senders_of: dict[uuid.UUID, set[int]] = defaultdict(set)
+    for conversation_id, sender_id in by_sender:
+        senders_of[conversation_id].add(sender_id)
+    for user_id, conversation_id in changes:
+        if len(after[conversation_id]) > settings.CHAT_RECEIPT_DETAIL_MAX_MEMBERS:
+            continue  # only aggregates in big conversations
+        old, new = before[conversation_id][user_id], after[conversation_id][user_id]
+        for status in (READ, DELIVERED):
+            if new.of(status) <= old.of(status) or (status == DELIVERED and new.delivered <= new.read):
+                continue  # no move, or a DELIVERED that the READ announced covers
+            for sender_id in sorted(senders_of[conversation_id] - {user_id}):
+                if covered := latest(conversation_id, sender_id, old.of(status), new.of(status)):
+                    records.append(
+                        _status_event(conversation_id, covered, sender_id, status, str(user_id), new.of(status), now)
+                    )
+    for conversation_id in dict.fromkeys(c for _, c in changes):
+        for status in (READ, DELIVERED):
+            old_floor, new_floor = floors(before[conversation_id], status), floors(after[conversation_id], status)
+            if new_floor == old_floor:
+                continue
+            for sender_id in sorted(senders_of[conversation_id]):
+                low, high = old_floor.of(sender_id), new_floor.of(sender_id)
+                if high > low and (covered := latest(conversation_id, sender_id, low, high)):
+                    records.append(_status_event(conversation_id, covered, sender_id, status, None, high, now))
+    if records:
+        outbox_enqueue_many(topic=MESSAGE_STATUS_EVENTS, payloads=records)
 
 
 def _status_event(
-    message: Message, status: str, user_id: int, at: datetime, up_to_seq: int | None = None
+    conversation_id: uuid.UUID,
+    covered: tuple[int, uuid.UUID],
+    sender_id: int,
+    status: str,
+    user_id: str | None,
+    up_to_seq: int,
+    timestamp: str,
 ) -> MessageStatusEvent:
     return MessageStatusEvent(
-        message_id=str(message.pk),
-        conversation_id=str(message.conversation_id),
-        status=str(status),
-        user_id=str(user_id),
-        sender_id=str(message.sender_id),
-        timestamp=iso_utc(at),
+        message_id=str(covered[1]),
+        conversation_id=str(conversation_id),
+        status=status,
+        user_id=user_id,
+        sender_id=str(sender_id),
+        timestamp=timestamp,
         up_to_seq=up_to_seq,
+        aggregate=True if user_id is None else None,
     )

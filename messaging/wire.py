@@ -10,8 +10,8 @@ from .events import ChatMessage
 from .models import Message, MessageStatus
 
 
-def message_wire(message: Message) -> dict[str, Any]:
-    """Return the contract's Message object for a stored message."""
+def message_wire(message: Message, status: str = MessageStatus.SENT.value) -> dict[str, Any]:
+    """Return the contract's Message object for a stored message with its status (see selectors.messages_wire)."""
     return {
         "id": str(message.id),
         "conversationId": str(message.conversation_id),
@@ -20,7 +20,7 @@ def message_wire(message: Message) -> dict[str, Any]:
         "seq": message.seq,
         "clientMessageId": message.client_message_id,
         "createdAt": iso_utc(message.created_at),
-        "status": message.status,
+        "status": status,
     }
 
 

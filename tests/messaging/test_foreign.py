@@ -51,6 +51,7 @@ def test_a_status_event_without_sender_is_resolved_from_the_message(world):
         ({"userId": "999999999"}, "unknown user '999999999'"),
         ({"senderId": "999999999"}, "was not sent by user '999999999'"),
         ({"status": "LIKED"}, "unknown status 'LIKED'"),
+        ({"userId": None}, "names the recipient whose status it is"),
         ({"timestamp": "yesterday"}, "timestamp 'yesterday' is not an ISO 8601 time"),
     ],
 )

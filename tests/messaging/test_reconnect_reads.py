@@ -22,11 +22,13 @@ def people(transactional_db):
     return a, b, c
 
 
-def test_users_with_pending_names_only_users_with_unconfirmed_messages(people):
+def test_users_with_pending_names_only_users_below_their_last_seq(people):
     a, b, c = people
-    assert selectors.users_with_pending([a.pk, str(b.pk), c.pk]) == {str(b.pk)}
+    # Ann's own message counts too: her other devices need it to confirm a contiguous run.
+    assert selectors.users_with_pending([a.pk, str(b.pk), c.pk]) == {str(a.pk), str(b.pk)}
     (message,), _more = selectors.messages_pending_for_user(user=b, limit=10)
-    services.messages_mark_received(user=b, message_ids=[str(message.pk)])
+    services.conversation_mark_received(user=b, conversation_id=message.conversation_id, up_to_seq=message.seq)
+    services.conversation_mark_received(user=a, conversation_id=message.conversation_id, up_to_seq=message.seq)
     assert selectors.users_with_pending([a.pk, b.pk, c.pk]) == set()
 
 
@@ -50,8 +52,9 @@ async def test_sockets_syncing_at_once_share_one_pending_check(people, monkeypat
     monkeypatch.setattr(selectors, "users_with_pending", counting)
     results = await asyncio.gather(*(pending.messages_pending(user, 10) for user in (a, b, c, a, c)))
     assert calls == [5]
-    assert [len(messages) for messages, _more in results] == [0, 1, 0, 0, 0]
-    assert results[1][0][0].content == "hi"
+    assert [len(messages) for messages, _more, _tails in results] == [1, 1, 0, 1, 0]
+    assert results[1][0][0]["content"] == "hi"
+    assert [t["lastSeq"] for t in results[1][2]] == [1]
 
 
 async def test_handshakes_at_once_share_one_token_lookup(people, monkeypatch):

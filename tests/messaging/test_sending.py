@@ -1,7 +1,6 @@
 """Group commit: the sends of one conversation stored together, in order, each with its own answer."""
 
 import asyncio
-import json
 import threading
 
 import pytest
@@ -9,11 +8,11 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core.errors import NotFound
+from core.errors import NotFound, RateLimited
 from kafka_bridge.models import OutboxRecord
 from messaging import checks, services
 from messaging.events import ChatMessage
-from messaging.models import Message, Receipt
+from messaging.models import Message
 from messaging.sending import ConversationSendQueue
 
 User = get_user_model()
@@ -42,10 +41,9 @@ def test_a_batch_is_stored_in_order_in_one_transaction(group):
         ("b1", 2, True),
         ("a2", 3, True),
     ]
-    # The seq, the messages, the receipts, the outbox: four statements, however many messages.
+    # The seq, the messages, the outbox: three statements, however many messages, none per recipient.
     writes = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    assert len(writes) == 4, writes
-    assert Receipt.objects.filter(message__client_message_id="b1").count() == 2
+    assert len(writes) == 3, writes
     events = [ChatMessage.decode(bytes(r.value)) for r in OutboxRecord.objects.order_by("id")]
     assert [(e.client_message_id, e.seq) for e in events] == [("a1", 1), ("b1", 2), ("a2", 3)]
     assert sorted(events[1].recipient_ids) == sorted([str(a.pk), str(c.pk)])
@@ -107,21 +105,25 @@ def test_sends_that_wait_behind_a_transaction_share_the_next_one(monkeypatch):
     assert batches == [["m0"], ["m1", "m2", "m3", "m4", "m5"]]
 
 
-def test_confirmations_of_several_users_share_one_transaction(group):
-    conversation, (a, b, c, _) = group
-    (m1, _), (m2, _) = services.messages_store(conversation_id=conversation.pk, drafts=[draft(a, "a1"), draft(b, "b1")])
-    with CaptureQueriesContext(connection) as queries:
-        changed = services.receipts_mark_delivered(confirmations=[(b.pk, {m1.pk}), (c.pk, {m1.pk, m2.pk})])
-    assert changed == [1, 2]
-    assert sum(q["sql"] == "COMMIT" for q in queries.captured_queries) <= 1  # one transaction (a savepoint in tests)
-    m1.refresh_from_db()
-    m2.refresh_from_db()
-    assert m1.status == "DELIVERED"  # both recipients have it
-    assert m2.status == "SENT"  # a has not confirmed yet
-    events = [json.loads(bytes(r.value)) for r in OutboxRecord.objects.filter(topic="message-status-events")]
-    assert sorted((e["messageId"], e["userId"], e["senderId"]) for e in events) == sorted(
-        [(str(m1.pk), str(b.pk), str(a.pk)), (str(m1.pk), str(c.pk), str(a.pk)), (str(m2.pk), str(c.pk), str(b.pk))]
-    )
-    # Confirming again changes nothing and announces nothing.
-    assert services.receipts_mark_delivered(confirmations=[(b.pk, {m1.pk}), (c.pk, {m2.pk})]) == [0, 0]
-    assert OutboxRecord.objects.filter(topic="message-status-events").count() == 3
+@pytest.mark.django_db(transaction=True)
+def test_past_the_bound_of_sends_under_way_a_send_is_refused_with_a_retry_time(settings):
+    a, b = (User.objects.create_user(username=f"o{i}", password="x") for i in range(2))
+    conversation, _ = services.conversation_create(creator=a, participant_ids=[b.pk])
+    settings.CHAT_MAX_SENDS_UNDER_WAY = 2
+    settings.CHAT_OVERLOAD_RETRY_AFTER_MS = 700
+    services.conversation_member_ids(conversation.pk)
+
+    async def burst():
+        queue = ConversationSendQueue()
+        futures = [queue.submit(conversation.pk, draft(a, f"m{i}")) for i in range(2)]
+        with pytest.raises(RateLimited) as refused:
+            queue.submit(conversation.pk, draft(a, "m2"))
+        stored = await asyncio.gather(*futures)
+        # Room again once they are stored.
+        again = await queue.send(conversation.pk, draft(a, "m3"))
+        return refused.value, stored, again
+
+    refused, stored, again = asyncio.run(burst())
+    assert refused.frame_fields() == {"retryAfterMs": 700}
+    assert [m.client_message_id for m, _ in stored] == ["m0", "m1"] and again[0].client_message_id == "m3"
+    assert not Message.objects.filter(client_message_id="m2").exists()

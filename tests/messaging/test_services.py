@@ -10,7 +10,7 @@ from core.errors import NotFound, ValidationFailed
 from kafka_bridge.models import OutboxRecord
 from messaging import services
 from messaging.events import ChatMessage
-from messaging.models import Conversation, Message, Receipt
+from messaging.models import Conversation, Message, Participant
 
 User = get_user_model()
 
@@ -51,14 +51,15 @@ def test_conversation_with_only_oneself_is_refused(users):
         services.conversation_create(creator=users[0], participant_ids=[users[0].pk])
 
 
-def test_message_send_stores_receipts_and_queues_record(users):
+def test_message_send_stores_the_message_alone_and_queues_record(users):
     a, b, c, _ = users
     group, _ = services.conversation_create(creator=a, participant_ids=[b.pk, c.pk])
     message, created = services.message_send(
         sender=a, conversation_id=str(group.pk), content="  hello  ", client_message_id="c1"
     )
-    assert created and message.seq == 1 and message.content == "hello" and message.status == "SENT"
-    assert set(Receipt.objects.filter(message=message).values_list("user_id", flat=True)) == {b.pk, c.pk}
+    assert created and message.seq == 1 and message.content == "hello"
+    # Nothing per recipient: their watermarks stay where they were until their clients confirm.
+    assert set(Participant.objects.filter(conversation=group).values_list("delivered_seq", flat=True)) == {0}
     (record,) = OutboxRecord.objects.all()
     assert record.topic == "chat-messages" and record.key == str(group.pk)
     payload = ChatMessage.decode(bytes(record.value))

@@ -1,0 +1,117 @@
+"""A connected client never waits for a reconnect to get a message the live path dropped (PROTOCOL.md §6).
+
+Each web process asks, for all of its connected users at once, which of
+their conversations hold messages of others above their delivered
+watermarks. A lag that is still there CHAT_REDELIVER_AFTER_SECONDS after it
+was first seen (the client did not confirm those messages meanwhile) is
+sent again as `message.new` to that user's sockets in this process. A
+client that holds what it got confirms within that time, so it is sent no
+repeats. One query per round for the whole process, never one per socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from core.batching import PerLoop
+from core.db import db
+
+from . import selectors
+from .realtime import encode_frame, local_sockets
+
+logger = logging.getLogger(__name__)
+
+# Users asked about per query.
+CHUNK = 1000
+
+Lag = tuple[int, uuid.UUID, int, int]  # user id, conversation id, delivered seq, last seq
+
+
+@dataclass
+class LagTracker:
+    """Which lags have lasted long enough to resend; the clock is passed in."""
+
+    after_seconds: float
+    # (user id, conversation id) -> (the last seq when the lag was first seen, when).
+    since: dict[tuple[int, uuid.UUID], tuple[int, float]] = field(default_factory=dict)
+
+    def due(self, lagging: list[Lag], now: float) -> list[Lag]:
+        """Take this round's lags; return (user, conversation, delivered seq, up to seq) of those to resend."""
+        due: list[Lag] = []
+        still: dict[tuple[int, uuid.UUID], tuple[int, float]] = {}
+        for user_id, conversation_id, delivered_seq, last_seq in lagging:
+            key = (user_id, conversation_id)
+            known = self.since.get(key)
+            if known is None or known[0] <= delivered_seq:
+                still[key] = (last_seq, now)  # a new lag: what was missing before has been confirmed
+            elif now - known[1] >= self.after_seconds:
+                due.append((user_id, conversation_id, delivered_seq, known[0]))
+                still[key] = (last_seq, now)
+            else:
+                still[key] = known
+        self.since = still
+        return due
+
+
+def _round_seconds() -> float:
+    # Four looks per bound: a dropped message comes again within 1.25 times the bound.
+    return max(settings.CHAT_REDELIVER_AFTER_SECONDS / 4, 0.1)
+
+
+class Redelivery:
+    """The redelivery rounds of one web process (event loop)."""
+
+    def __init__(self) -> None:
+        self.tracker = LagTracker(settings.CHAT_REDELIVER_AFTER_SECONDS)
+        self.task: asyncio.Task[None] | None = None
+
+    def watch(self) -> None:
+        """Start the rounds, unless they run already."""
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._rounds())
+
+    async def _rounds(self) -> None:
+        while local_sockets().user_ids():
+            await asyncio.sleep(_round_seconds())
+            try:
+                await self.round(time.monotonic())
+            except Exception:
+                logger.warning("A redelivery round failed; the next one tries again", exc_info=True)
+
+    async def round(self, now: float) -> int:
+        """Look at every connected user's watermarks once and resend what is due; return how many frames."""
+        user_ids = local_sockets().user_ids()
+        lagging: list[Lag] = []
+        for start in range(0, len(user_ids), CHUNK):
+            lagging += await db(selectors.lagging_watermarks)(user_ids[start : start + CHUNK])
+        sent = 0
+        for user_id, conversation_id, delivered_seq, up_to_seq in self.tracker.due(lagging, now):
+            messages = await db(_missing)(conversation_id, delivered_seq, up_to_seq)
+            for message in messages:
+                await local_sockets().send(user_id, encode_frame({"type": "message.new", "message": message}))
+            sent += len(messages)
+        return sent
+
+
+def _missing(conversation_id: uuid.UUID, delivered_seq: int, up_to_seq: int) -> list[dict[str, object]]:
+    messages = selectors.messages_between(
+        conversation_id=conversation_id,
+        after_seq=delivered_seq,
+        up_to_seq=up_to_seq,
+        limit=settings.CHAT_SYNC_BATCH_MAX,
+    )
+    return selectors.messages_wire(messages)
+
+
+_redelivery: PerLoop[Redelivery] = PerLoop(Redelivery)
+
+
+def watch() -> None:
+    """Make sure this process's redelivery rounds run (called when a socket opens)."""
+    _redelivery.get().watch()
