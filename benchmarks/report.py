@@ -308,7 +308,7 @@ def capacity_cell(points: list[dict[str, Any]], target: str, scenario: str) -> s
     return f"{value:.0f}{'+' if top else ''}"
 
 
-def db_work_text(points: list[dict[str, Any]], top: int = 8) -> list[str]:
+def db_work_text(points: list[dict[str, Any]], top: int = 10) -> list[str]:
     """The database work of the points where it was counted, with the top statements by calls."""
     lines = []
     for point in sorted((p for p in points if p.get("db_work")), key=sort_key):
@@ -521,7 +521,9 @@ def render(data: dict[str, Any]) -> str:
             f"overload: offered {overload['offered']:.0f} msg/s for {overload['duration']:.0f} s "
             f"(measured capacity {overload.get('capacity_measured', 0):.0f}): replies {overload['replies']}, "
             f"held back by retryAfterMs {overload['held_back']}, lost {overload['lost']}, "
-            f"by sync {overload['by_sync']}",
+            f"by sync {overload['by_sync']}; sends ended {overload['send_seconds']:.0f} s after the start "
+            f"(client lag p99 {overload['client_lag_ms']['p99']:.0f} ms), the last ack came after "
+            f"{overload['acks_done_s']:.0f} s",
             "  web RSS MB every second: " + " ".join(f"{v:.0f}" for v in series),
         ]
     if data.get("storm"):
