@@ -69,6 +69,10 @@ SYNC_STALLED_ROUNDS = 3
 # How long after the last send the acks may take; later ones leave their messages unresolved.
 ACK_WAIT_SECONDS = 60.0
 RECONNECT_MAX_DELAY_SECONDS = 5.0
+# Handshakes under way at once per client process, and tries per socket: hundreds of sockets
+# opening at the same moment would outlast a server's handshake timeout on a busy machine.
+OPEN_CONCURRENCY = 50
+OPEN_ATTEMPTS = 5
 # Frames nobody measures; skipped before decoding to keep the client's CPU low.
 IGNORED_PREFIXES = ('{"type":"message.status"', '{"type":"typing"', '{"type":"notification"')
 
@@ -383,6 +387,26 @@ def emit(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+async def open_all(clients: list[Client]) -> None:
+    """Open every socket, OPEN_CONCURRENCY at a time, trying again with backoff as a client would."""
+    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+    async def open_one(client: Client) -> None:
+        delay = 0.2
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            async with gate:
+                try:
+                    await client.open()
+                    return
+                except Exception:
+                    if attempt == OPEN_ATTEMPTS:
+                        raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_DELAY_SECONDS)
+
+    await asyncio.gather(*(open_one(client) for client in clients))
+
+
 async def warm_up(senders: dict[int, Client], receivers_of: dict[str, list[Client]], label: str) -> None:
     """Send one message per sender and wait until its ack and every local receiver have it."""
     for number, sender in senders.items():
@@ -426,7 +450,7 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     for client in clients:
         receivers_of.setdefault(client.conversation, []).append(client)
 
-    await asyncio.gather(*(client.open() for client in clients))
+    await open_all(clients)
     await asyncio.gather(*(client.sync(by_sync=False) for client in clients))
     await warm_up(senders, receivers_of, label)
     emit({"ready": len(clients)})

@@ -66,7 +66,7 @@ def summarize(records: list[dict[str, Any]], receivers: Callable[[int], list[int
     ack_latencies: list[float] = []
     lags: list[float] = []
     lost_sample: list[list[int]] = []
-    lost = unresolved = by_sync = dup = extra = unacked_delivered = live = 0
+    lost = unresolved = by_sync = dup = dup_live = extra = unacked_delivered = live = 0
     last_live = last_ack = start
     fanout = len(receivers(0))
     for k, (number, due, sent_at) in sends.items():
@@ -97,6 +97,7 @@ def summarize(records: list[dict[str, Any]], receivers: Callable[[int], list[int
             elif copies_sync:
                 by_sync += 1
             dup += max(0, copies_live + copies_sync - 1)
+            dup_live += max(0, copies_live - 1)
             extra += max(0, ids - 1)
             unacked_delivered += kind != "ack"
     # Arrivals that match no send to that socket are extra messages even after de-duplication.
@@ -125,6 +126,8 @@ def summarize(records: list[dict[str, Any]], receivers: Callable[[int], list[int
         "unresolved": unresolved,
         "by_sync": by_sync,
         "dup": dup,
+        # Repeats pushed live (the server sending again what it already sent), not brought by the final sync.
+        "dup_live": dup_live,
         "extra_after_dedup": extra,
         "delivered_without_ack": unacked_delivered,
         "client_lag_ms": {"p99": round(percentile(lags, 99) * 1000, 2), "max": round(max(lags, default=0) * 1000, 2)},
@@ -178,12 +181,13 @@ def point_line(point: dict[str, Any]) -> str:
         f"in {point['point_s']:.0f} s: received {point['received_per_s']:.0f}/s, "
         f"p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
         f"max {lat['max']:.0f} ms, ack p99 {ack['p99']:.1f} ms, lost {point['lost']}, by sync {point['by_sync']}, "
-        f"dup {point['dup']}, replies {point['replies']}, confirmations {point['confirm_frames']}"
+        f"dup {point['dup']} ({point['dup_live']} live), replies {point['replies']}, "
+        f"confirmations {point['confirm_frames']}"
         + (f" (errors {point['confirm_errors']})" if point["confirm_errors"] else "")
         + (f", held back {point['held_back']}" if point["held_back"] else "")
         + (f", unresolved {point['unresolved']}" if point["unresolved"] else "")
         + (f", watermarks stuck at a gap {point['watermark_gaps']}" if point["watermark_gaps"] else "")
-        + (f", own messages back {point['own_back']}" if point["own_back"] else "")
+        + (f", own messages sent back {point['own_back']}" if point["own_back"] else "")
         + (f", reconnects {point['reconnects']} {point['close_codes']}" if point["reconnects"] else "")
         + (f", sync errors {point['sync_errors']}" if point["sync_errors"] else "")
         + (
