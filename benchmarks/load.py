@@ -11,19 +11,34 @@ process starts at the same moment. Then:
   from sender `k % senders`, so the rate is spread evenly over all senders of
   all client processes.
 - Every socket stamps each frame with `time.perf_counter()` as the reader
-  takes it, before decoding it. Receivers confirm `message.new` with
-  `message.received` in batches of 20, and what is left every 100 ms.
+  takes it, before decoding it.
+- Every socket confirms by watermark (contract 1.2): `message.received` with
+  `conversationId` and `upToSeq`, the highest seq up to which it holds every
+  message of its conversation (the others' messages as `message.new`, its
+  own once acked), at most once per CONFIRM_EVERY_SECONDS: at once when the
+  last one is older, else when that time has passed. Where the conversation
+  starts is given in the job (`seq`: the last seq before the point); without
+  it (the tutorial targets, whose seq is only counted per server process)
+  the first seq the socket sees starts it. A gap holds the watermark until
+  the server sends the missing message again (a client would fill it with
+  `sync`; the load client waits, so that a gap shows in the figures).
+- A `rate_limited` reply to a send pauses that sender for its
+  `retryAfterMs`: the sends due meanwhile are held back (counted, never
+  sent), as a client honouring the server's push-back would.
 - After the last send it waits for the acks (up to ACK_WAIT_SECONDS), then
   drains: until each receiver has every acked message of this process's
   senders and nothing arrived for half a second, or nothing arrived for
   `drain_quiet` seconds, or `drain_max` passed. Then it confirms the rest and
   runs `sync` until `more` is false; what sync brings now counts as "by sync".
+  Its own messages that a socket gets back (sync brings everything above the
+  watermark) are counted apart.
 - A socket the server closes reconnects with backoff and sends `sync`, as the
   contract asks of a client; requests it had in flight stay without a reply.
 
 It prints the raw record as one JSON line on stdout: when each message was
-due and sent, each ack or error, and per (socket, message) the first live
-arrival and how many live, by-sync and distinct-id copies came. The
+due and sent, each ack or error, per (socket, message) the first live
+arrival and how many live, by-sync and distinct-id copies came, and the
+confirmation frames sent after the start (and the errors they got). The
 benchmark suite joins the records of all client processes. `perf_counter` is
 CLOCK_MONOTONIC on Linux, one clock for all processes of the machine.
 """
@@ -36,19 +51,28 @@ import json
 import resource
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-CONFIRM_BATCH = 20
+# The contract's "at most one frame per conversation per 100 ms".
 CONFIRM_EVERY_SECONDS = 0.1
+# Between the last confirmation and the final sync, so that sync does not race it.
+CONFIRM_SETTLE_SECONDS = 0.3
 WARMUP_TIMEOUT_SECONDS = 60.0
 # A sync fails once nothing at all arrived on its socket for this long.
 SYNC_TIMEOUT_SECONDS = 30.0
+# A sync whose batches leave the watermark where it was this many times in a row gives up.
+SYNC_STALLED_ROUNDS = 3
 # How long after the last send the acks may take; later ones leave their messages unresolved.
 ACK_WAIT_SECONDS = 60.0
 RECONNECT_MAX_DELAY_SECONDS = 5.0
+# Handshakes under way at once per client process, and tries per socket: hundreds of sockets
+# opening at the same moment would outlast a server's handshake timeout on a busy machine.
+OPEN_CONCURRENCY = 50
+OPEN_ATTEMPTS = 5
 # Frames nobody measures; skipped before decoding to keep the client's CPU low.
 IGNORED_PREFIXES = ('{"type":"message.status"', '{"type":"typing"', '{"type":"notification"')
 
@@ -79,6 +103,8 @@ class Client:
     token: str
     conversation: str
     label: str
+    # The watermark: every seq up to it is held; None until the first seq seen starts it.
+    held: int | None = None
     conn: ClientConnection | None = None
     acks: dict[str, tuple[float, str, Any]] = field(default_factory=dict)
     # requestIds of message.send frames on the current connection not answered yet.
@@ -86,7 +112,18 @@ class Client:
     arrivals: dict[int, Arrival] = field(default_factory=dict)
     warm: set[str] = field(default_factory=set)
     other: int = 0
-    unconfirmed: list[str] = field(default_factory=list)
+    # Message numbers this socket sent; sync may bring them back.
+    own: set[int] = field(default_factory=set)
+    own_back: int = 0
+    # Seqs held above a gap.
+    above: set[int] = field(default_factory=set)
+    confirmed: int = 0
+    last_confirm: float = float("-inf")
+    confirm_timer: asyncio.TimerHandle | None = None
+    confirm_frames: int = 0
+    confirm_errors: Counter = field(default_factory=Counter)
+    # A rate_limited reply's retryAfterMs: no sends before this.
+    paused_until: float = 0.0
     syncing: bool = False
     final: bool = False
     closing: bool = False
@@ -98,6 +135,10 @@ class Client:
     reconnecting: asyncio.Task | None = None
     reconnects: int = 0
     close_codes: list[int | None] = field(default_factory=list)
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.confirmed = self.held or 0
 
     async def open(self) -> None:
         """Connect and start the reader."""
@@ -128,7 +169,9 @@ class Client:
                     self.last_new = now
                     client_id = message.get("clientMessageId") or ""
                     number = client_id[len(prefix) :] if client_id.startswith(prefix) else ""
-                    if number.isdigit():
+                    if number.isdigit() and int(number) in self.own:
+                        self.own_back += 1
+                    elif number.isdigit():
                         arrival = self.arrivals.get(int(number))
                         if arrival is None:
                             arrival = self.arrivals[int(number)] = Arrival()
@@ -143,25 +186,94 @@ class Client:
                         self.warm.add(client_id)
                     else:
                         self.other += 1
-                    self.unconfirmed.append(message["id"])
-                    if len(self.unconfirmed) >= CONFIRM_BATCH:
-                        await self.confirm()
+                    self.hold(message.get("seq"))
                 elif kind == "message.ack":
                     request_id = str(frame.get("requestId"))
                     self.outstanding.discard(request_id)
                     self.acks[request_id] = (now, "ack", None)
+                    self.hold(frame.get("message", {}).get("seq"))
                 elif kind == "error":
-                    request_id = str(frame.get("requestId"))
-                    self.outstanding.discard(request_id)
-                    self.acks[request_id] = (now, frame.get("code", "error"), frame.get("retryAfterMs"))
+                    self.refused(frame, now)
                 elif kind == "sync.done":
-                    waiter = self.sync_waiters.pop(str(frame.get("requestId")), None)
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(frame)
+                    self.sync_done(frame)
         except Exception:  # the connection broke: handled below like a close
             pass
         finally:
             self.closed(conn)
+
+    def refused(self, frame: dict[str, Any], now: float) -> None:
+        """Record an error frame: a send's reply, or (no requestId) a confirmation's."""
+        code, request_id = frame.get("code", "error"), frame.get("requestId")
+        if request_id is None:
+            self.confirm_errors[code] += 1
+            return
+        self.outstanding.discard(str(request_id))
+        retry_after = frame.get("retryAfterMs")
+        self.acks[str(request_id)] = (now, code, retry_after)
+        if code == "rate_limited" and isinstance(retry_after, int | float):
+            self.paused_until = max(self.paused_until, now + retry_after / 1000)
+
+    def sync_done(self, frame: dict[str, Any]) -> None:
+        """Wake the sync that waits for this frame; a watermark the server already has moves ours up."""
+        for state in frame.get("conversations") or []:
+            if state.get("conversationId") == self.conversation and isinstance(state.get("deliveredSeq"), int):
+                self.advance(state["deliveredSeq"])
+        waiter = self.sync_waiters.pop(str(frame.get("requestId")), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(frame)
+
+    def hold(self, seq: Any) -> None:
+        """Count one message of the conversation as held; confirm when the watermark moved."""
+        if not isinstance(seq, int):
+            return
+        if self.held is None:
+            self.held = self.confirmed = seq - 1
+        if seq <= self.held:
+            return
+        self.above.add(seq)
+        self.advance(self.held)
+
+    def advance(self, floor: int) -> None:
+        """Move the watermark to at least `floor`, then over every contiguous seq held above it."""
+        held = max(self.held or 0, floor)
+        while held + 1 in self.above:
+            held += 1
+        if held != self.held:
+            self.held = held
+            self.above = {seq for seq in self.above if seq > held}
+        if held > self.confirmed:
+            self.confirm_soon()
+
+    def confirm_soon(self) -> None:
+        """Confirm now, or once CONFIRM_EVERY_SECONDS have passed since the last confirmation."""
+        if self.confirm_timer is not None or self.closing:
+            return
+        delay = max(0.0, self.last_confirm + CONFIRM_EVERY_SECONDS - time.perf_counter())
+        self.confirm_timer = asyncio.get_running_loop().call_later(delay, self.confirm_due)
+
+    def confirm_due(self) -> None:
+        """Send the confirmation the timer was set for."""
+        self.confirm_timer = None
+        task = asyncio.create_task(self.confirm())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def confirm(self) -> None:
+        """Send the watermark if it moved since the last confirmation."""
+        if self.held is None or self.held <= self.confirmed or not self.connected:
+            return
+        self.confirmed, self.last_confirm = self.held, time.perf_counter()
+        self.confirm_frames += 1
+        with contextlib.suppress(Exception):
+            await self.send({"type": "message.received", "conversationId": self.conversation, "upToSeq": self.held})
+
+    async def flush_confirmations(self) -> None:
+        """Confirm what is held now, keeping to one confirmation per CONFIRM_EVERY_SECONDS."""
+        if self.confirm_timer is not None:
+            self.confirm_timer.cancel()
+            self.confirm_timer = None
+        await asyncio.sleep(max(0.0, self.last_confirm + CONFIRM_EVERY_SECONDS - time.perf_counter()))
+        await self.confirm()
 
     def closed(self, conn: ClientConnection) -> None:
         """Account for a closed connection and, unless we closed it, reconnect."""
@@ -185,6 +297,8 @@ class Client:
             try:
                 await self.open()
                 self.reconnects += 1
+                # The server may not have applied what the closed connection confirmed: say it again.
+                self.confirmed = 0
                 await self.sync(by_sync=self.final)
                 return
             except Exception:
@@ -205,22 +319,18 @@ class Client:
         if self.connected:
             assert self.conn is not None
             with contextlib.suppress(Exception):
+                self.own.add(k)
                 await self.conn.send(frame)
                 self.outstanding.add(str(k))
-
-    async def confirm(self) -> None:
-        """Confirm what arrived since the last confirmation."""
-        while self.unconfirmed and self.connected:
-            batch, self.unconfirmed = self.unconfirmed[:500], self.unconfirmed[500:]
-            with contextlib.suppress(Exception):
-                await self.send({"type": "message.received", "messageIds": batch})
 
     async def sync(self, by_sync: bool) -> None:
         """Run the resume loop: confirm, `sync`, until `more` is false."""
         self.syncing = by_sync
+        stalled = 0
         try:
             while True:
-                await self.confirm()
+                held_before = self.held
+                await self.flush_confirmations()
                 self.syncs += 1
                 request_id = f"sync-{self.syncs}"
                 waiter = self.sync_waiters[request_id] = asyncio.get_running_loop().create_future()
@@ -233,7 +343,13 @@ class Client:
                         raise TimeoutError(f"no sync.done after {SYNC_TIMEOUT_SECONDS:.0f} s of silence")
                 if not done.get("more"):
                     break
-            await self.confirm()
+                stalled = stalled + 1 if self.held == held_before else 0
+                if stalled >= SYNC_STALLED_ROUNDS:
+                    raise RuntimeError(
+                        f"sync brings only messages up to the confirmed seq {self.held} again: "
+                        "the server does not take the confirmations"
+                    )
+            await self.flush_confirmations()
         finally:
             self.syncing = False
 
@@ -244,6 +360,8 @@ class Client:
             await self.reconnecting  # its sync is the final one
             return
         try:
+            await self.flush_confirmations()
+            await asyncio.sleep(CONFIRM_SETTLE_SECONDS)
             await self.sync(by_sync=True)
         except ConnectionError:
             if self.reconnecting is not None:
@@ -252,13 +370,15 @@ class Client:
     async def close(self) -> None:
         """Close the socket and wait for the reader."""
         self.closing = True
+        if self.confirm_timer is not None:
+            self.confirm_timer.cancel()
         if self.reconnecting is not None:
             self.reconnecting.cancel()
         if self.conn is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.conn.close(), 5)
         if self.reader is not None:
-            await asyncio.gather(self.reader, return_exceptions=True)
+            await asyncio.gather(self.reader, *self.tasks, return_exceptions=True)
 
 
 def emit(payload: dict[str, Any]) -> None:
@@ -267,13 +387,24 @@ def emit(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def confirm_loop(clients: list[Client]) -> None:
-    """Flush every socket's confirmations every CONFIRM_EVERY_SECONDS."""
-    while True:
-        await asyncio.sleep(CONFIRM_EVERY_SECONDS)
-        for client in clients:
-            if client.unconfirmed:
-                await client.confirm()
+async def open_all(clients: list[Client]) -> None:
+    """Open every socket, OPEN_CONCURRENCY at a time, trying again with backoff as a client would."""
+    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+    async def open_one(client: Client) -> None:
+        delay = 0.2
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            async with gate:
+                try:
+                    await client.open()
+                    return
+                except Exception:
+                    if attempt == OPEN_ATTEMPTS:
+                        raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_DELAY_SECONDS)
+
+    await asyncio.gather(*(open_one(client) for client in clients))
 
 
 async def warm_up(senders: dict[int, Client], receivers_of: dict[str, list[Client]], label: str) -> None:
@@ -308,7 +439,9 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     label, rate, duration = job["label"], float(job["rate"]), float(job["duration"])
     total_senders = int(job["total_senders"])
     clients = [
-        Client(spec["id"], job["url"] + spec.get("query", ""), spec["token"], spec["conversation"], label)
+        Client(
+            spec["id"], job["url"] + spec.get("query", ""), spec["token"], spec["conversation"], label, spec.get("seq")
+        )
         for spec in job["sockets"]
     ]
     by_id = {client.index: client for client in clients}
@@ -317,24 +450,30 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     for client in clients:
         receivers_of.setdefault(client.conversation, []).append(client)
 
-    await asyncio.gather(*(client.open() for client in clients))
+    await open_all(clients)
     await asyncio.gather(*(client.sync(by_sync=False) for client in clients))
-    confirming = asyncio.create_task(confirm_loop(clients))
     await warm_up(senders, receivers_of, label)
     emit({"ready": len(clients)})
 
     line = await asyncio.to_thread(sys.stdin.readline)
     start = time.perf_counter() + (float(line.split()[1]) - time.time())
     cpu_start = time.process_time()
+    for client in clients:
+        client.confirm_frames = 0
+        client.confirm_errors.clear()
     count = round(rate * duration)
     schedule = sorted(k for number in senders for k in range(number, count, total_senders))
     sent: dict[int, tuple[int, float]] = {}
+    held_back = 0
     for k in schedule:
         due = start + k / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         sender = senders[k % total_senders]
+        if sender.paused_until > time.perf_counter():
+            held_back += 1  # the server asked this sender to wait (retryAfterMs)
+            continue
         frame = json.dumps(
             {
                 "type": "message.send",
@@ -376,8 +515,6 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
                 break
         await asyncio.sleep(0.05)
     end_drain = time.perf_counter()
-    confirming.cancel()
-    await asyncio.gather(confirming, return_exceptions=True)
     results = await asyncio.gather(*(c.final_sync() for c in clients), return_exceptions=True)
     sync_errors = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
     cpu = time.process_time() - cpu_start
@@ -398,6 +535,12 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
             for client in clients
             for k, a in client.arrivals.items()
         ],
+        "held_back": held_back,
+        "confirm_frames": sum(c.confirm_frames for c in clients),
+        "confirm_errors": dict(sum((c.confirm_errors for c in clients), Counter())),
+        # Sockets whose watermark still stops at a gap after the final sync.
+        "watermark_gaps": sum(bool(c.above) for c in clients),
+        "own_back": sum(c.own_back for c in clients),
         "other_frames": sum(c.other for c in clients),
         "reconnects": sum(c.reconnects for c in clients),
         "close_codes": [code for c in clients for code in c.close_codes],

@@ -1,9 +1,10 @@
 """Two round trips a user waits on, one at a time, on an idle system.
 
 (a) send -> the recipient's `message.new` (the whole chat path);
-(b) the recipient's `message.received` -> the sender's `message.status`
-    DELIVERED (daphne -> PostgreSQL -> outbox -> Kafka -> bridge -> the
-    sender's socket).
+(b) the recipient's `message.received` (contract 1.2: `conversationId` and
+    `upToSeq`, the message's seq) -> the sender's `message.status`
+    DELIVERED with `upToSeq` >= that seq (daphne -> PostgreSQL -> outbox ->
+    Kafka -> bridge -> the sender's socket).
 
 Figures only, for the record: machines are noisy, so nothing here is a limit.
 It starts its own daphne and bridge with the tests' harness (send limit lifted) on a database of
@@ -18,6 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,6 +44,17 @@ def summary(label: str, seconds: list[float]) -> str:
     )
 
 
+def covers(frame: dict[str, Any], conversation_id: str, seq: int) -> bool:
+    """Whether a frame tells the sender that the message with `seq` was delivered."""
+    return (
+        frame.get("type") == "message.status"
+        and frame.get("conversationId") == conversation_id
+        and frame.get("status") in ("DELIVERED", "READ")
+        and isinstance(frame.get("upToSeq"), int)
+        and frame["upToSeq"] >= seq
+    )
+
+
 async def main(base: str) -> None:
     alice, bob = register(base, "alice"), register(base, "bob")
     direct = conversation(alice, bob)
@@ -51,12 +64,12 @@ async def main(base: str) -> None:
         for i in range(SAMPLES):
             start = time.perf_counter()
             ack = await a.send_message(direct["id"], f"ping {i}")
-            mid = ack["message"]["id"]
+            mid, seq = ack["message"]["id"], ack["message"]["seq"]
             await b.wait_for(lambda f, mid=mid: f.get("type") == "message.new" and f["message"]["id"] == mid)
             delivered.append(time.perf_counter() - start)
             start = time.perf_counter()
-            await b.send({"type": "message.received", "messageIds": [mid]})
-            await a.wait_for(lambda f, mid=mid: f.get("type") == "message.status" and f["messageId"] == mid)
+            await b.send({"type": "message.received", "conversationId": direct["id"], "upToSeq": seq})
+            await a.wait_for(lambda f, seq=seq: covers(f, direct["id"], seq))
             confirmed.append(time.perf_counter() - start)
     finally:
         await a.close()

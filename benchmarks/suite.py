@@ -1,11 +1,11 @@
-"""`make bench`: the chat's full path against two baselines, measured in one run with the same client.
+"""`make bench`: the chat's full path against baselines, measured in one run with the same clients.
 
 Targets, all on the same PostgreSQL and Redis, with production settings
 (DJANGO_DEBUG=0):
 
 - full path: daphne (`manage.py serve`) and `run_kafka_bridge`: WebSocket ->
-  PostgreSQL (message, receipts, outbox) -> Kafka -> bridge -> Redis channel
-  layer -> the recipient's WebSocket;
+  PostgreSQL (message, watermarks, outbox) -> Kafka -> bridge -> Redis
+  channel layer -> the recipients' WebSockets;
 - tutorial: the Channels tutorial's chat room (benchmarks/baseline), a
   group_send per message on the same pub/sub channel layer;
 - tutorial + INSERT: the same, plus one INSERT per message through
@@ -13,33 +13,51 @@ Targets, all on the same PostgreSQL and Redis, with production settings
 
 The baselines run as many daphne processes as the full path's web server
 does (sharing one listening socket). The load (benchmarks/load.py, in
-CLIENT_PROCESSES processes of its own) is 20 sender/receiver pairs in direct
-conversations, open loop: sends are due at fixed times regardless of acks,
-spread evenly over the pairs; receivers confirm with `message.received` in
-batches of 20. Latency is send -> the receiver's `message.new` and send ->
-`message.ack`. Lost = acked but neither received live nor brought by a final
-`sync` after the drain ("by sync" is counted apart; a message acked only
-after that sync began is "unresolved"); dup = repeated `message.new` for one
-message.
+CLIENT_PROCESSES processes of its own) is open loop: sends are due at fixed
+times regardless of acks, spread evenly over the senders. Every socket
+confirms by watermark (contract 1.2: `message.received` with `upToSeq`, at
+most once per conversation per 100 ms); the tutorial targets get the same
+frames and ignore them. Latency is send -> the receiver's `message.new` and
+send -> `message.ack`. Lost = acked but neither received live nor brought by
+a final `sync` after the drain ("by sync" is counted apart; a message acked
+only after that sync began is "unresolved"); dup = repeated `message.new`
+for one message.
 
-Scenarios: every target at RATES for POINT_SECONDS each (interleaved, so that
-a noisy neighbour hits all targets alike); the busy group (GROUP_SENDERS
-senders in one conversation of GROUP_MEMBERS members; its seq is checked in
-the database); the full path for SUSTAINED_SECONDS at SUSTAINED_RATE; overload
-(OVERLOAD_FACTOR x the full path's measured capacity, with the server's
-per-connection send limit on: acks, `rate_limited` errors, lost, web RSS over
-time); the reconnect storm (benchmarks/storm.py: STORM_SOCKETS sockets
-connect and `sync`, then stay idle); and the full path on the SQLite default
-at SQLITE_RATE. The send rate limit is lifted wherever capacity is measured.
-Before each point the target's processes must be idle again (a backlog from
-the previous point digested); a target that delivered less than half of an
-offered rate is not driven at higher ones (the sustained run likewise), and
-the report says so.
+Scenarios, each full-path point beside its baseline in the same run (the
+targets of a rate in random order, so that a noisy neighbour hits them
+alike):
+
+- idle: IDLE_RATE msg/s over PAIRS direct pairs, against tutorial+INSERT;
+- direct pairs: the rate ladder RATES (DIRECT_RATE among them), against
+  tutorial+INSERT; the best received rate is the capacity;
+- busy group: GROUP_SENDERS senders in one conversation of GROUP_MEMBERS
+  members, at GROUP_RATES (the first is the busy-group point, the others
+  measure its capacity), against the tutorial room of the same sockets; its
+  seq is checked in the database;
+- fan-out: FANOUT_SENDERS senders in a group of FANOUT_MEMBERS at
+  FANOUT_RATE msg/s in all, against the tutorial room of the same sockets;
+- overload: OVERLOAD_FACTOR x the full path's measured direct capacity for
+  OVERLOAD_SECONDS; the per-user send limit stays lifted (the 20 senders
+  stand for many users), so what pushes back is the server's bound on
+  sends in flight: acks, `rate_limited` replies (the clients wait their
+  `retryAfterMs`), lost, web RSS over time;
+- the reconnect storm (benchmarks/storm.py: STORM_SOCKETS sockets connect
+  and `sync`, then stay idle);
+- the full path on the SQLite default at SQLITE_RATE over the direct pairs.
+
+Database work: for the full path's DIRECT_RATE point and its busy-group
+point, PostgreSQL's pg_stat_statements counts the statements of the point
+(benchmarks/db_work.py), per message sent and per confirmation frame.
+
+The per-user send limit is lifted throughout. Before each point the
+target's processes must be idle again (a backlog from the previous point
+digested); a target that delivered less than half of an offered rate is not
+driven at higher ones in that scenario, and the report says so.
 
 CPU is the percentage of one core used during the send phase, and RSS the
 peak resident memory, each summed over a role's processes and their
 children: web, bridge, Kafka, PostgreSQL, Redis, and the load client.
-Results: one table on stdout with ratios to the baselines and the goals,
+Results: the table on stdout with each baseline, the ratios and the goals,
 `.run/bench/results.json`, and `.run/bench/latency.png`. BENCH_QUICK=1 runs
 short points and a small storm, to try the harness. Nothing is asserted.
 """
@@ -51,7 +69,7 @@ import contextlib
 import json
 import os
 import random
-import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -65,23 +83,32 @@ from typing import TYPE_CHECKING, Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import report  # noqa: E402
+from benchmarks import db_work, report  # noqa: E402
+from benchmarks.baseline.server import BaselineServer, baseline_database, start_baseline  # noqa: E402
+from benchmarks.monitor import Monitor, service_pids, serving_processes, settle  # noqa: E402
 from chat_project.process_tuning import raise_open_file_limit  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.support.stack import Proc, Stack
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
-RATES = (100, 200, 500, 1000)
 POINT_SECONDS = 5.0 if QUICK else 20.0
 PAIRS = 20
-SUSTAINED_RATE = 500
-SUSTAINED_SECONDS = 10.0 if QUICK else 60.0
-GROUP_RATE = 300
-GROUP_SENDERS = 4
+IDLE_RATE = 10
+# The direct-pair rate of the latency goals; one rung of the ladder.
+DIRECT_RATE = 200
+RATES = (100, DIRECT_RATE, 500, 1000)
 GROUP_MEMBERS = 20
+GROUP_SENDERS = 4
+GROUP_RATE = 100
+# Past what either target delivers on two cores: the best received rate is the capacity.
+GROUP_RATES = (GROUP_RATE, 400)
+FANOUT_MEMBERS = 500
+FANOUT_SENDERS = 4
+# 5 msg/s to 499 receivers each: 2,495 deliveries a second.
+FANOUT_RATE = 5
 OVERLOAD_FACTOR = 2
-OVERLOAD_SECONDS = 10.0 if QUICK else 30.0
+OVERLOAD_SECONDS = 10.0 if QUICK else 60.0
 STORM_SOCKETS = 1_000 if QUICK else 10_000
 STORM_CONCURRENCY = 1_000
 STORM_IDLE_SECONDS = 10.0 if QUICK else 30.0
@@ -94,174 +121,25 @@ DRAIN_QUIET_SECONDS = 3.0
 DRAIN_MAX_SECONDS = 30.0
 # Between "every client process is ready" and the first send.
 GO_DELAY_SECONDS = 1.0
-# Before each point the target's web and bridge must be this idle (% of one core over 1 s), or SETTLE_MAX passed.
-SETTLE_CPU_PERCENT = 20.0
-SETTLE_MAX_SECONDS = 60.0
 # A target that delivers less than this share of the offered rate is not driven at higher rates.
 SKIP_BELOW = 0.5
-SAMPLE_SECONDS = 1.0
 LIFTED_LIMITS = {"CHAT_SEND_BURST": "1000000", "CHAT_SEND_RATE_PER_SECOND": "1000000"}
 OUT_DIR = Path(os.environ.get("BENCH_OUT_DIR", ROOT / ".run" / "bench"))
 LOG_DIR = Path(os.environ.get("TEST_LOG_DIR", ROOT / ".run" / "test" / "logs"))
 
 FULL, TUTORIAL, INSERT, SQLITE = "full", "tutorial", "insert", "sqlite"
-TARGET_NAMES = {FULL: "full path", TUTORIAL: "tutorial", INSERT: "tutorial+INSERT", SQLITE: "full path, SQLite"}
-
-
-### Processes: who is who, and what they use ###
-
-
-def process_tree(pids: list[int]) -> list[Any]:
-    """Return the processes and all their children."""
-    import psutil
-
-    procs = []
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            root = psutil.Process(pid)
-            procs.extend([root, *root.children(recursive=True)])
-    return procs
-
-
-def cpu_snapshot(roles: dict[str, list[int]]) -> dict[str, dict[tuple[int, float], float]]:
-    """Return the CPU seconds (user + system) so far of every process of every role."""
-    import psutil
-
-    snapshot: dict[str, dict[tuple[int, float], float]] = {}
-    for role, pids in roles.items():
-        seen = snapshot[role] = {}
-        for proc in process_tree(pids):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = proc.cpu_times()
-                seen[(proc.pid, proc.create_time())] = times.user + times.system
-    return snapshot
-
-
-def rss_mb(roles: dict[str, list[int]]) -> dict[str, float]:
-    """Return the resident memory of each role (its processes and their children), in MB."""
-    import psutil
-
-    sizes: dict[str, float] = {}
-    for role, pids in roles.items():
-        total = 0
-        for proc in process_tree(pids):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                total += proc.memory_info().rss
-        sizes[role] = total / 2**20
-    return sizes
-
-
-def pid_listening_on(port: int) -> int | None:
-    """Return the pid of the process listening on a local TCP port."""
-    import psutil
-
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-            return conn.pid
-    return None
-
-
-def pid_from_file(path: Path) -> int | None:
-    """Return the live pid a pid file names (its first line), or None."""
-    import psutil
-
-    try:
-        pid = int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if psutil.pid_exists(pid) else None
-
-
-def service_pids() -> dict[str, list[int]]:
-    """Find the Kafka, PostgreSQL and Redis that scripts/test-services.sh started: pid files, else ports."""
-    run_dir = Path(os.environ.get("TEST_RUN_DIR", ROOT / ".run" / "test"))
-    found = {
-        "kafka": (Path(os.environ.get("KAFKA_DATA_DIR", run_dir / "kafka")) / "kafka.pid", "KAFKA_PORT"),
-        "postgres": (Path(os.environ.get("PG_DATA_DIR", run_dir / "postgres")) / "data" / "postmaster.pid", "PG_PORT"),
-        "redis": (Path(os.environ.get("REDIS_DIR", run_dir / "redis")) / "redis.pid", "REDIS_PORT"),
-    }
-    pids: dict[str, list[int]] = {}
-    for role, (pid_file, port_variable) in found.items():
-        pid = pid_from_file(pid_file)
-        if pid is None and os.environ.get(port_variable):
-            pid = pid_listening_on(int(os.environ[port_variable]))
-        pids[role] = [pid] if pid else []
-    return pids
-
-
-def serving_processes(root_pid: int, port: int) -> int:
-    """Count the processes of a web server's tree that accept on its port (a supervisor that only forks aside)."""
-    import psutil
-
-    listening = []
-    for proc in process_tree([root_pid]):
-        with contextlib.suppress(psutil.Error):
-            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in proc.net_connections("tcp")):
-                listening.append(proc)
-    if len(listening) > 1:
-        listening = [p for p in listening if not p.children()]
-    return max(1, len(listening))
-
-
-def cpu_percent_since(
-    roles: dict[str, list[int]], first: dict[str, dict[tuple[int, float], float]], began: float
-) -> dict[str, float]:
-    """Return each role's CPU since the snapshot `first` (taken at monotonic `began`), in percent of one core."""
-    now, elapsed = cpu_snapshot(roles), max(time.monotonic() - began, 1e-9)
-    return {
-        role: 100 * sum(cpu - first[role].get(key, 0.0) for key, cpu in procs.items()) / elapsed
-        for role, procs in now.items()
-    }
-
-
-def settle(target: Target) -> float:
-    """Wait until the target's own processes are idle again (a backlog digested); return the seconds waited."""
-    roles = target.roles()
-    watched = {role: roles[role] for role in ("web", "bridge") if role in roles}
-    began = time.monotonic()
-    while time.monotonic() - began < SETTLE_MAX_SECONDS:
-        first, at = cpu_snapshot(watched), time.monotonic()
-        time.sleep(1.0)
-        if sum(cpu_percent_since(watched, first, at).values()) < SETTLE_CPU_PERCENT:
-            break
-    return time.monotonic() - began
-
-
-class Monitor(threading.Thread):
-    """Samples the roles' RSS every SAMPLE_SECONDS and their CPU over [start, start + duration]."""
-
-    def __init__(self, roles: dict[str, list[int]], start_at: float, duration: float) -> None:
-        super().__init__(daemon=True)
-        self.roles, self.start_at, self.duration = roles, start_at, duration
-        self.stopped = threading.Event()
-        self.series: list[tuple[float, dict[str, float]]] = []
-        self.cpu_percent: dict[str, float] = {}
-
-    def run(self) -> None:
-        """Sample until stopped."""
-        time.sleep(max(0.0, self.start_at - time.time()))
-        first, began = cpu_snapshot(self.roles), time.monotonic()
-        while True:
-            self.series.append((time.time() - self.start_at, rss_mb(self.roles)))
-            if not self.cpu_percent and time.time() >= self.start_at + self.duration:
-                self.cpu_percent = self.cpu_since(first, began)
-            if self.stopped.wait(SAMPLE_SECONDS):
-                break
-        if not self.cpu_percent:
-            self.cpu_percent = self.cpu_since(first, began)
-
-    def cpu_since(self, first: dict[str, dict[tuple[int, float], float]], began: float) -> dict[str, float]:
-        """Return each role's CPU since `first`, in percent of one core."""
-        return cpu_percent_since(self.roles, first, began)
-
-    def figures(self) -> dict[str, Any]:
-        """Return CPU %, peak RSS per role and the RSS series."""
-        peak = {role: max((sample[role] for _t, sample in self.series), default=0.0) for role in self.roles}
-        return {
-            "cpu_percent": {r: round(v, 1) for r, v in self.cpu_percent.items()},
-            "rss_mb": {r: round(v, 1) for r, v in peak.items()},
-            "rss_series": [[round(t, 1), {r: round(v, 1) for r, v in s.items()}] for t, s in self.series],
-        }
+TARGET_NAMES = report.TARGET_NAMES
+IDLE, DIRECT, GROUP, FANOUT, OVERLOAD = "idle", "direct", "busy group", "fan-out", "overload"
+# Which sockets each scenario drives.
+PAIRS_LAYOUT, GROUP_LAYOUT, FANOUT_LAYOUT = "pairs", "group", "fan-out"
+LAYOUT_OF = {
+    IDLE: PAIRS_LAYOUT,
+    DIRECT: PAIRS_LAYOUT,
+    OVERLOAD: PAIRS_LAYOUT,
+    SQLITE: PAIRS_LAYOUT,
+    GROUP: GROUP_LAYOUT,
+    FANOUT: FANOUT_LAYOUT,
+}
 
 
 ### Targets and their conversations ###
@@ -305,8 +183,8 @@ def direct_layout(users: list[dict[str, str]], conversations: list[str], baselin
     return Layout(sockets, {pair: 2 * pair for pair in range(len(conversations))})
 
 
-def group_layout(users: list[dict[str, str]], conversation: str, baseline: bool) -> Layout:
-    """One group: the first GROUP_SENDERS members send, everyone receives the others' messages."""
+def group_layout(users: list[dict[str, str]], conversation: str, senders: int, baseline: bool) -> Layout:
+    """One group: the first `senders` members send, everyone receives the others' messages."""
     sockets = [
         {
             "id": index,
@@ -316,7 +194,7 @@ def group_layout(users: list[dict[str, str]], conversation: str, baseline: bool)
         }
         for index, user in enumerate(users)
     ]
-    return Layout(sockets, {sender: sender for sender in range(GROUP_SENDERS)})
+    return Layout(sockets, {sender: sender for sender in range(senders)})
 
 
 @dataclass
@@ -326,9 +204,10 @@ class Target:
     key: str
     url: str
     roles: Callable[[], dict[str, list[int]]]
-    direct: Layout
-    group: Layout | None = None
+    layouts: dict[str, Layout]
     web_processes: int = 1
+    # The last seq of each conversation, where the target can tell (the full path's database).
+    last_seqs: Callable[[], dict[str, int]] | None = None
 
 
 def seed_stack(stack: Stack, spec: dict[str, Any]) -> dict[str, Any]:
@@ -347,24 +226,47 @@ def seed_stack(stack: Stack, spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def chat_users_spec(prefix: str, with_group: bool) -> dict[str, Any]:
-    """PAIRS direct pairs, and a group of GROUP_MEMBERS more users."""
+def chat_users_spec(prefix: str, with_groups: bool) -> dict[str, Any]:
+    """PAIRS direct pairs; with groups, a busy group of GROUP_MEMBERS and a fan-out group of FANOUT_MEMBERS more."""
     spec: dict[str, Any] = {"prefix": prefix, "users": 2 * PAIRS, "direct": [[2 * i, 2 * i + 1] for i in range(PAIRS)]}
-    if with_group:
-        spec["users"] += GROUP_MEMBERS
-        spec["groups"] = [list(range(2 * PAIRS, 2 * PAIRS + GROUP_MEMBERS))]
+    if with_groups:
+        first = 2 * PAIRS
+        spec["users"] += GROUP_MEMBERS + FANOUT_MEMBERS
+        spec["groups"] = [
+            list(range(first, first + GROUP_MEMBERS)),
+            list(range(first + GROUP_MEMBERS, first + GROUP_MEMBERS + FANOUT_MEMBERS)),
+        ]
     return spec
 
 
-def full_target(key: str, stack: Stack, web: Proc, base: str, bridge: Proc, with_group: bool) -> Target:
+def full_target(key: str, stack: Stack, web: Proc, base: str, bridge: Proc, with_groups: bool) -> Target:
     """The full path of a started stack, with seeded users and conversations."""
-    seeded = seed_stack(stack, chat_users_spec(key, with_group))
+    started = time.perf_counter()
+    seeded = seed_stack(stack, chat_users_spec(key, with_groups))
     users = seeded["users"]
-    group = group_layout(users[2 * PAIRS :], seeded["groups"][0], baseline=False) if with_group else None
-    target = Target(key, ws_url(base), lambda: {}, direct_layout(users, seeded["direct"], baseline=False), group)
+    print(f"   {len(users)} users and their conversations created in {time.perf_counter() - started:.1f} s", flush=True)
+    layouts = {PAIRS_LAYOUT: direct_layout(users, seeded["direct"], baseline=False)}
+    if with_groups:
+        first = 2 * PAIRS
+        group_users = users[first : first + GROUP_MEMBERS]
+        fanout_users = users[first + GROUP_MEMBERS :]
+        layouts[GROUP_LAYOUT] = group_layout(group_users, seeded["groups"][0], GROUP_SENDERS, baseline=False)
+        layouts[FANOUT_LAYOUT] = group_layout(fanout_users, seeded["groups"][1], FANOUT_SENDERS, baseline=False)
+    target = Target(key, ws_url(base), lambda: {}, layouts, last_seqs=lambda: last_seqs(stack))
     target.roles = lambda: {"web": [web.popen.pid], "bridge": [bridge.popen.pid], **service_pids()}
     target.web_processes = serving_processes(web.popen.pid, int(base.rsplit(":", 1)[1]))
     return target
+
+
+def last_seqs(stack: Stack) -> dict[str, int]:
+    """Every conversation's last seq, read from the stack's database (PostgreSQL or a SQLite file)."""
+    sql = "SELECT id, last_seq FROM messaging_conversation"
+    if stack.database_url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(stack.database_url.removeprefix("sqlite:///"))) as conn:
+            rows = conn.execute(sql).fetchall()
+    else:
+        rows = stack.query(sql)
+    return {str(uuid.UUID(str(conversation))): seq for conversation, seq in rows}
 
 
 def ws_url(base: str) -> str:
@@ -372,120 +274,20 @@ def ws_url(base: str) -> str:
     return base.replace("http://", "ws://") + "/ws/chat/"
 
 
-### Baseline servers ###
-
-
-@dataclass
-class BaselineServer:
-    """N daphne processes of benchmarks/baseline accepting on one shared listening socket."""
-
-    key: str
-    listener: socket.socket
-    procs: list[subprocess.Popen]
-
-    @property
-    def url(self) -> str:
-        """The WebSocket URL."""
-        return f"ws://127.0.0.1:{self.listener.getsockname()[1]}/ws/chat/"
-
-    def stop(self) -> None:
-        """Terminate the processes and close the socket."""
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.listener.close()
-
-
-def baseline_database() -> str:
-    """Create the baselines' database (one table) on the suite's PostgreSQL; return its URL."""
-    from tests.support.stack import recreate_database, require_env
-
-    url = recreate_database(require_env("DATABASE_URL"), "chat_bench_baseline")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchmarks.baseline.settings", "DATABASE_URL": url}
-    subprocess.run(
-        [sys.executable, "-m", "django", "migrate", "--run-syncdb", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    return url
-
-
-def start_baseline(key: str, database_url: str, processes: int) -> BaselineServer:
-    """Start the tutorial room (with BASELINE_INSERT for the INSERT variant) and wait until it answers."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4096)
-    listener.set_inheritable(True)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "benchmarks.baseline.settings",
-        "DATABASE_URL": database_url,
-        "REDIS_PREFIX": f"bench-baseline-{key}",
-        "BASELINE_INSERT": "1" if key == INSERT else "0",
-        "PYTHONUNBUFFERED": "1",
-    }
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    fd = listener.fileno()
-    procs = []
-    for index in range(processes):
-        log = (LOG_DIR / f"baseline-{key}-{index}.log").open("ab")
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "daphne", "--fd", str(fd), "benchmarks.baseline.asgi:application"],
-                cwd=ROOT,
-                env=env,
-                pass_fds=(fd,),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-    server = BaselineServer(key, listener, procs)
-    wait_for_sync_done(server.url, procs)
-    return server
-
-
-def wait_for_sync_done(url: str, procs: list[subprocess.Popen], timeout: float = 60.0) -> None:
-    """Wait until every process is up and a socket gets its `sync.done`."""
-    from websockets.sync.client import connect
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if any(proc.poll() is not None for proc in procs):
-            raise RuntimeError(f"a baseline server exited; see {LOG_DIR}/baseline-*.log")
-        try:
-            with connect(url, open_timeout=5, additional_headers={"Authorization": "Token -"}) as conn:
-                conn.send(json.dumps({"type": "sync", "requestId": "ready"}))
-                if json.loads(conn.recv(timeout=5)).get("type") == "sync.done":
-                    time.sleep(1.0)  # the other processes were started at the same moment
-                    return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def baseline_target(server: BaselineServer, processes: int) -> Target:
     """A baseline server with made-up users and conversations (it checks neither)."""
-    users = [{"id": str(1000 + i), "token": "-"} for i in range(2 * PAIRS + GROUP_MEMBERS)]
+    users = [{"id": str(1000 + i), "token": "-"} for i in range(2 * PAIRS + GROUP_MEMBERS + FANOUT_MEMBERS)]
     direct = [str(uuid.uuid4()) for _ in range(PAIRS)]
     pids = [proc.pid for proc in server.procs]
-    return Target(
-        server.key,
-        server.url,
-        lambda: {"web": pids, **service_pids()},
-        direct_layout(users, direct, baseline=True),
-        group_layout(users[2 * PAIRS :], str(uuid.uuid4()), baseline=True),
-        processes,
-    )
+    first = 2 * PAIRS
+    layouts = {
+        PAIRS_LAYOUT: direct_layout(users, direct, baseline=True),
+        GROUP_LAYOUT: group_layout(
+            users[first : first + GROUP_MEMBERS], str(uuid.uuid4()), GROUP_SENDERS, baseline=True
+        ),
+        FANOUT_LAYOUT: group_layout(users[first + GROUP_MEMBERS :], str(uuid.uuid4()), FANOUT_SENDERS, baseline=True),
+    }
+    return Target(server.key, server.url, lambda: {"web": pids, **service_pids()}, layouts, processes)
 
 
 ### One measurement point ###
@@ -495,17 +297,22 @@ _points = iter(range(1, 1_000_000))
 RUN_TAG = uuid.uuid4().hex[:4]
 
 
-def run_point(target: Target, scenario: str, rate: float, duration: float) -> dict[str, Any]:
-    """Drive one target at one rate for `duration` seconds; return the point's figures."""
-    layout = target.group if scenario == "busy group" else target.direct
-    assert layout is not None
+def run_point(target: Target, scenario: str, rate: float, duration: float, db: Stack | None = None) -> dict[str, Any]:
+    """Drive one target at one rate for `duration` seconds; return the point's figures.
+
+    With `db`, the statements its database runs during the point are counted (benchmarks/db_work.py).
+    """
+    layout = target.layouts[LAYOUT_OF[scenario]]
     label = f"{RUN_TAG}{next(_points)}"
-    waited = settle(target)
+    began = time.monotonic()
+    waited = settle(target.roles())
     print(
         f"   {scenario}: {TARGET_NAMES[target.key]} at {rate:.0f} msg/s for {duration:.0f} s"
         + (f" (after {waited:.0f} s for the target to go idle)" if waited > 5 else ""),
         flush=True,
     )
+    # Where each conversation starts: what a client that kept its messages would know.
+    seqs = target.last_seqs() if target.last_seqs else {}
     job_base = {
         "url": target.url,
         "label": label,
@@ -518,7 +325,7 @@ def run_point(target: Target, scenario: str, rate: float, duration: float) -> di
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = (LOG_DIR / "bench-client.log").open("a")
     procs: list[subprocess.Popen] = []
-    for sockets, senders in layout.shares(CLIENT_PROCESSES, by_pair=scenario != "busy group"):
+    for sockets, senders in layout.shares(CLIENT_PROCESSES, by_pair=LAYOUT_OF[scenario] == PAIRS_LAYOUT):
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "benchmarks" / "load.py")],
             cwd=ROOT,
@@ -528,7 +335,8 @@ def run_point(target: Target, scenario: str, rate: float, duration: float) -> di
             text=True,
         )
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps({**job_base, "sockets": sockets, "senders": senders}) + "\n")
+        specs = [{**spec, "seq": seqs.get(spec["conversation"])} for spec in sockets]
+        proc.stdin.write(json.dumps({**job_base, "sockets": specs, "senders": senders}) + "\n")
         proc.stdin.flush()
         procs.append(proc)
     watchdog = threading.Timer(duration + DRAIN_MAX_SECONDS + 240, lambda: [p.kill() for p in procs])
@@ -539,6 +347,8 @@ def run_point(target: Target, scenario: str, rate: float, duration: float) -> di
             ready = read_line(proc)
             if "ready" not in ready:
                 raise RuntimeError(f"client not ready: {ready.get('error', ready)}")
+        if db is not None:
+            db_work.reset(db.database_url)
         start_at = time.time() + GO_DELAY_SECONDS
         roles = {**target.roles(), "client": [p.pid for p in procs]}
         monitor = Monitor(roles, start_at, duration)
@@ -570,9 +380,14 @@ def run_point(target: Target, scenario: str, rate: float, duration: float) -> di
         "web_processes": target.web_processes,
         "label": label,
         "settled_s": round(waited, 1),
+        "point_s": round(time.monotonic() - began, 1),
         **report.summarize(records, layout.receivers),
         **monitor.figures(),
     }
+    if db is not None:
+        point["db_work"] = db_work.read(
+            db.database_url, sent=point["sent"], confirmation_frames=point["confirm_frames"]
+        )
     print(f"     {report.point_line(point)}", flush=True)
     return point
 
@@ -609,6 +424,11 @@ class Results:
         finally:
             self.save()
 
+    def skipped(self, note: str) -> None:
+        """Say that a point was not run, and why."""
+        print(f"   skipped: {note}", flush=True)
+        self.extra.setdefault("skipped", []).append(note)
+
     def save(self) -> None:
         """Write results.json."""
         OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -620,7 +440,7 @@ class Results:
             "settings": settings_summary(),
             "points": self.points,
             **self.extra,
-            "goals": report.goals(self.points, self.extra),
+            "goals": report.goals(self.points, self.extra, settings_summary()),
             "errors": self.errors,
         }
 
@@ -629,11 +449,13 @@ def settings_summary() -> dict[str, Any]:
     """The constants of this run."""
     return {
         "quick": QUICK,
-        "rates": list(RATES),
         "point_seconds": POINT_SECONDS,
         "pairs": PAIRS,
-        "sustained": [SUSTAINED_RATE, SUSTAINED_SECONDS],
-        "group": {"rate": GROUP_RATE, "senders": GROUP_SENDERS, "members": GROUP_MEMBERS},
+        "idle_rate": IDLE_RATE,
+        "direct_rate": DIRECT_RATE,
+        "rates": list(RATES),
+        "group": {"rates": list(GROUP_RATES), "senders": GROUP_SENDERS, "members": GROUP_MEMBERS},
+        "fanout": {"rate": FANOUT_RATE, "senders": FANOUT_SENDERS, "members": FANOUT_MEMBERS},
         "overload": {"factor": OVERLOAD_FACTOR, "seconds": OVERLOAD_SECONDS},
         "storm": {"sockets": STORM_SOCKETS, "concurrency": STORM_CONCURRENCY, "idle_seconds": STORM_IDLE_SECONDS},
         "sqlite_rate": SQLITE_RATE,
@@ -641,6 +463,39 @@ def settings_summary() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "drain": {"quiet": DRAIN_QUIET_SECONDS, "max": DRAIN_MAX_SECONDS},
     }
+
+
+def ladder(
+    results: Results,
+    scenario: str,
+    rates: tuple[int, ...],
+    targets: list[Target],
+    db_at: dict[int, Stack] | None = None,
+    required: tuple[int, ...] = (),
+) -> None:
+    """Drive the targets at each rate in turn, in random order per rate; one that fell behind stops climbing.
+
+    `db_at` names the rates at which the full path's database work is counted; the `required`
+    rates (those of the goals) run for every target all the same.
+    """
+    behind: dict[str, float] = {}
+    for rate in rates:
+        for target in random.sample(targets, len(targets)):
+            if target.key in behind and rate not in required:
+                results.skipped(
+                    f"{scenario}: {TARGET_NAMES[target.key]} at {rate} msg/s, as it delivered less than "
+                    f"{SKIP_BELOW:.0%} of {behind[target.key]:.0f} msg/s"
+                )
+                continue
+            db = (db_at or {}).get(rate) if target.key == FULL else None
+            point = results.attempt(
+                f"{scenario} {rate} {target.key}",
+                lambda t=target, r=rate, d=db: run_point(t, scenario, r, POINT_SECONDS, d),
+            )
+            if point:
+                results.points.append(point)
+                if point["received_per_s"] < SKIP_BELOW * rate:
+                    behind[target.key] = rate
 
 
 def check_group_seq(stack: Stack, conversation_id: str, settle_seconds: float = 60.0) -> dict[str, Any]:
@@ -669,11 +524,8 @@ def check_group_seq(stack: Stack, conversation_id: str, settle_seconds: float = 
 
 
 def measured_capacity(points: list[dict[str, Any]]) -> float:
-    """The full path's best received rate in the direct-pair runs."""
-    return max(
-        (p["received_per_s"] for p in points if p["target"] == FULL and p["scenario"] in ("rate", "sustained")),
-        default=0.0,
-    )
+    """The full path's best received rate over the direct pairs."""
+    return max((p["received_per_s"] for p in points if p["target"] == FULL and p["scenario"] == DIRECT), default=0.0)
 
 
 def storm_users(stack: Stack) -> list[str]:
@@ -730,82 +582,59 @@ def sqlite_stack() -> Stack:
 
 
 def full_path_runs(results: Results) -> None:
-    """The full path beside both baselines, then overload and the storm on the full path."""
+    """The full path beside its baselines, then overload and the storm on the full path."""
     from tests.support.stack import Stack
 
     print("== starting the full path (PostgreSQL) and the baselines", flush=True)
     stack = Stack.create("bench", **LIFTED_LIMITS)
+    db_work.enable(stack.database_url)
     baselines: list[BaselineServer] = []
     try:
         bridge = stack.start_bridge()
         web, base = stack.start_web(processes=WEB_PROCESSES)
-        full = full_target(FULL, stack, web, base, bridge, with_group=True)
+        full = full_target(FULL, stack, web, base, bridge, with_groups=True)
         database_url = baseline_database()
         for key in (TUTORIAL, INSERT):
-            baselines.append(start_baseline(key, database_url, full.web_processes))
-        targets = [baseline_target(server, full.web_processes) for server in baselines] + [full]
+            baselines.append(start_baseline(key, database_url, full.web_processes, insert=key == INSERT))
+        tutorial, insert = (baseline_target(server, full.web_processes) for server in baselines)
         results.extra["web_processes"] = full.web_processes
         print(f"   web processes per target: {full.web_processes}", flush=True)
 
-        print(f"== latency against offered rate, {POINT_SECONDS:.0f} s per point", flush=True)
-        behind: dict[str, float] = {}
-        for rate in RATES:
-            for target in random.sample(targets, len(targets)):
-                if target.key in behind:
-                    print(f"   rate: {TARGET_NAMES[target.key]} at {rate} msg/s skipped", flush=True)
-                    results.extra.setdefault("skipped", []).append(
-                        f"{TARGET_NAMES[target.key]} at {rate} msg/s: delivered less than {SKIP_BELOW:.0%} of "
-                        f"{behind[target.key]:.0f} msg/s"
-                    )
-                    continue
-                point = results.attempt(
-                    f"rate {rate} {target.key}", lambda t=target, r=rate: run_point(t, "rate", r, POINT_SECONDS)
-                )
-                if point:
-                    results.points.append(point)
-                    if point["received_per_s"] < SKIP_BELOW * rate:
-                        behind[target.key] = rate
+        print(f"== idle: {IDLE_RATE} msg/s over {PAIRS} direct pairs, {POINT_SECONDS:.0f} s per point", flush=True)
+        ladder(results, IDLE, (IDLE_RATE,), [insert, full])
 
-        print(f"== busy group: {GROUP_SENDERS} senders, {GROUP_MEMBERS} members, {GROUP_RATE} msg/s", flush=True)
-        for target in targets:
-            point = results.attempt(
-                f"busy group {target.key}", lambda t=target: run_point(t, "busy group", GROUP_RATE, POINT_SECONDS)
-            )
-            if point:
-                results.points.append(point)
-        assert full.group is not None
-        group_id = full.group.sockets[0]["conversation"]
+        print(f"== direct pairs: {', '.join(map(str, RATES))} msg/s, {POINT_SECONDS:.0f} s per point", flush=True)
+        ladder(results, DIRECT, RATES, [insert, full], db_at={DIRECT_RATE: stack}, required=(DIRECT_RATE,))
+
+        print(
+            f"== busy group: {GROUP_SENDERS} senders, {GROUP_MEMBERS} members, "
+            f"{', '.join(map(str, GROUP_RATES))} msg/s",
+            flush=True,
+        )
+        ladder(results, GROUP, GROUP_RATES, [tutorial, full], db_at={GROUP_RATE: stack})
+        group_id = full.layouts[GROUP_LAYOUT].sockets[0]["conversation"]
         results.extra["busy_group_seq"] = results.attempt("group seq", lambda: check_group_seq(stack, group_id))
+
+        print(
+            f"== fan-out: {FANOUT_SENDERS} senders, {FANOUT_MEMBERS} members, {FANOUT_RATE} msg/s "
+            f"({FANOUT_RATE * (FANOUT_MEMBERS - 1):,} deliveries/s)",
+            flush=True,
+        )
+        ladder(results, FANOUT, (FANOUT_RATE,), [tutorial, full])
+        fanout_id = full.layouts[FANOUT_LAYOUT].sockets[0]["conversation"]
+        results.extra["fanout_seq"] = results.attempt("fan-out seq", lambda: check_group_seq(stack, fanout_id))
         for server in baselines:
             server.stop()
         baselines.clear()
-
-        print(f"== full path sustained: {SUSTAINED_RATE} msg/s for {SUSTAINED_SECONDS:.0f} s", flush=True)
-        if behind.get(FULL, float("inf")) <= SUSTAINED_RATE:
-            note = f"full path sustained at {SUSTAINED_RATE} msg/s: fell behind at {behind[FULL]:.0f} msg/s already"
-            print(f"   skipped: {note}", flush=True)
-            results.extra.setdefault("skipped", []).append(note)
-        else:
-            point = results.attempt(
-                "sustained", lambda: run_point(full, "sustained", SUSTAINED_RATE, SUSTAINED_SECONDS)
-            )
-            if point:
-                results.points.append(point)
 
         capacity = measured_capacity(results.points)
         offered = max(100.0, round(OVERLOAD_FACTOR * capacity, -1))
         print(
             f"== overload: {offered:.0f} msg/s ({OVERLOAD_FACTOR} x the measured {capacity:.0f} msg/s) "
-            f"for {OVERLOAD_SECONDS:.0f} s, with the server's send limit on",
+            f"for {OVERLOAD_SECONDS:.0f} s",
             flush=True,
         )
-        web.terminate()
-        for name in LIFTED_LIMITS:
-            stack.extra_env.pop(name, None)
-        web, base = stack.start_web(processes=WEB_PROCESSES)
-        full.url = ws_url(base)
-        full.roles = lambda: {"web": [web.popen.pid], "bridge": [bridge.popen.pid], **service_pids()}
-        point = results.attempt("overload", lambda: run_point(full, "overload", offered, OVERLOAD_SECONDS))
+        point = results.attempt("overload", lambda: run_point(full, OVERLOAD, offered, OVERLOAD_SECONDS))
         if point:
             point["capacity_measured"] = capacity
             results.points.append(point)
@@ -825,8 +654,8 @@ def sqlite_runs(results: Results) -> None:
     try:
         bridge = stack.start_bridge()
         web, base = stack.start_web(processes=WEB_PROCESSES)
-        target = full_target(SQLITE, stack, web, base, bridge, with_group=False)
-        point = run_point(target, "sqlite", SQLITE_RATE, POINT_SECONDS)
+        target = full_target(SQLITE, stack, web, base, bridge, with_groups=False)
+        point = run_point(target, SQLITE, SQLITE_RATE, POINT_SECONDS)
         results.points.append(point)
     finally:
         stack.stop()

@@ -5,7 +5,8 @@ tutorial's room from the URL); `message.send` becomes a `group_send` to the
 room, every other member gets `message.new` and the sender `message.ack`.
 With BASELINE_INSERT the message is first written with one INSERT through
 `database_sync_to_async`, as the tutorial would. Tokens are accepted but
-not checked; `message.received` needs no answer and `sync` has nothing to send.
+not checked; `message.received` (either form) needs no answer and `sync` has
+nothing to send.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from django.conf import settings
 
 from benchmarks.baseline.models import Message
 
-# seq per conversation, counted in this process (nothing reads it back).
+# seq per conversation, counted in this process: gapless for a conversation whose senders all
+# reach this process. The load clients start their watermark at the first seq they see, so
+# that they send as many confirmation frames here as to the full path.
 _last_seq: dict[str, int] = defaultdict(int)
 
 
