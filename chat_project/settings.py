@@ -266,7 +266,7 @@ CHAT_REDELIVER_AFTER_SECONDS = env_float("CHAT_REDELIVER_AFTER_SECONDS", 10.0)
 CHAT_RECEIPT_DETAIL_MAX_MEMBERS = env_int("CHAT_RECEIPT_DETAIL_MAX_MEMBERS", 32)
 # Sends waiting or being stored in one web process, past which a send is refused with rate_limited
 # and this retryAfterMs: overload pushes back instead of growing a queue (and the time to an ack).
-CHAT_MAX_SENDS_UNDER_WAY = env_int("CHAT_MAX_SENDS_UNDER_WAY", 256)
+CHAT_MAX_SENDS_UNDER_WAY = env_int("CHAT_MAX_SENDS_UNDER_WAY", 128)
 CHAT_OVERLOAD_RETRY_AFTER_MS = env_int("CHAT_OVERLOAD_RETRY_AFTER_MS", 500)
 # A socket whose process died stops counting as online after this long.
 CHAT_PRESENCE_TTL_SECONDS = env_float("CHAT_PRESENCE_TTL_SECONDS", 60.0)

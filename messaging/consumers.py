@@ -29,7 +29,7 @@ from users.credentials import CREDENTIAL_ENDED_DETAIL, TOKEN_EXPIRED, credential
 from . import checks, pending, presence, ratelimit, redelivery, services
 from .metrics import SEND_ACK_SECONDS, WS_CONNECTIONS
 from .realtime import encode_frame, local_sockets
-from .sending import send_queue, watermark_queue
+from .sending import overloaded, send_queue, watermark_queue
 from .wire import message_wire
 
 logger = logging.getLogger(__name__)
@@ -175,6 +175,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_message_send(self, frame: dict[str, Any], request_id: Any) -> None:
         arrived = time.perf_counter()
+        if len(self.in_flight) >= MAX_IN_FLIGHT - 1:
+            # Refused at once rather than left unread: a send that waits in the socket's buffer
+            # behind others pushes nobody back, and its ack would come ever later.
+            raise overloaded()
         await ratelimit.send_check(self.user.pk)
         conversation_id = checks.check_conversation_id(frame.get("conversationId"))
         draft = checks.check_message(

@@ -2,11 +2,12 @@
 
 Each web process asks, for all of its connected users at once, which of
 their conversations hold messages of others above their delivered
-watermarks. A lag that is still there CHAT_REDELIVER_AFTER_SECONDS after it
-was first seen (the client did not confirm those messages meanwhile) is
-sent again as `message.new` to that user's sockets in this process. A
-client that holds what it got confirms within that time, so it is sent no
-repeats. One query per round for the whole process, never one per socket.
+watermarks. A lag during which the watermark has not moved for
+CHAT_REDELIVER_AFTER_SECONDS (the client did not confirm those messages
+meanwhile) is sent again as `message.new` to that user's sockets in this
+process. A client that holds what it got confirms within that time, so it
+is sent no repeats. One query per round for the whole process, never one
+per socket.
 """
 
 from __future__ import annotations
@@ -33,28 +34,43 @@ CHUNK = 1000
 Lag = tuple[int, uuid.UUID, int, int]  # user id, conversation id, delivered seq, last seq
 
 
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A lag as first seen: the last seq then, when, and the delivered seq then."""
+
+    last_seq: int
+    at: float
+    delivered_seq: int
+
+
 @dataclass
 class LagTracker:
-    """Which lags have lasted long enough to resend; the clock is passed in."""
+    """Which lags to resend; the clock is passed in.
+
+    A lag is resent when the user's delivered watermark has not moved at all
+    for the whole bound: the client is missing a message (a gap holds its
+    watermark back) or gets nothing. A watermark that moves, however far
+    behind, is a slow live path still delivering: resending to it would add
+    work where there is already too much, so it waits.
+    """
 
     after_seconds: float
-    # (user id, conversation id) -> (the last seq when the lag was first seen, when).
-    since: dict[tuple[int, uuid.UUID], tuple[int, float]] = field(default_factory=dict)
+    since: dict[tuple[int, uuid.UUID], Seen] = field(default_factory=dict)
 
     def due(self, lagging: list[Lag], now: float) -> list[Lag]:
         """Take this round's lags; return (user, conversation, delivered seq, up to seq) of those to resend."""
         due: list[Lag] = []
-        still: dict[tuple[int, uuid.UUID], tuple[int, float]] = {}
+        still: dict[tuple[int, uuid.UUID], Seen] = {}
         for user_id, conversation_id, delivered_seq, last_seq in lagging:
             key = (user_id, conversation_id)
-            known = self.since.get(key)
-            if known is None or known[0] <= delivered_seq:
-                still[key] = (last_seq, now)  # a new lag: what was missing before has been confirmed
-            elif now - known[1] >= self.after_seconds:
-                due.append((user_id, conversation_id, delivered_seq, known[0]))
-                still[key] = (last_seq, now)
+            seen = self.since.get(key)
+            if seen is None or seen.last_seq <= delivered_seq or seen.delivered_seq != delivered_seq:
+                still[key] = Seen(last_seq, now, delivered_seq)  # new, or moving: look again from here
+            elif now - seen.at >= self.after_seconds:
+                due.append((user_id, conversation_id, delivered_seq, seen.last_seq))
+                still[key] = Seen(last_seq, now, delivered_seq)
             else:
-                still[key] = known
+                still[key] = seen
         self.since = still
         return due
 
@@ -92,7 +108,7 @@ class Redelivery:
             lagging += await db(selectors.lagging_watermarks)(user_ids[start : start + CHUNK])
         sent = 0
         for user_id, conversation_id, delivered_seq, up_to_seq in self.tracker.due(lagging, now):
-            messages = await db(_missing)(conversation_id, delivered_seq, up_to_seq)
+            messages = await db(_missing)(user_id, conversation_id, delivered_seq, up_to_seq)
             for message in messages:
                 await local_sockets().send(user_id, encode_frame({"type": "message.new", "message": message}))
             sent += len(messages)

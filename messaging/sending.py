@@ -31,6 +31,14 @@ from .services import Confirmation, SendOutcome
 Waiting = list[tuple[Draft, asyncio.Future[SendOutcome]]]
 
 
+def overloaded() -> RateLimited:
+    """Return the refusal of a send that would wait behind too many others: try again after retryAfterMs."""
+    return RateLimited(
+        "The server is busy; send again after retryAfterMs.",
+        retry_after_seconds=settings.CHAT_OVERLOAD_RETRY_AFTER_MS / 1000,
+    )
+
+
 class ConversationSendQueue:
     """Stores the sends of each conversation of one event loop, one transaction at a time per conversation."""
 
@@ -49,10 +57,7 @@ class ConversationSendQueue:
         Raise RateLimited when this process already has its bound of sends under way.
         """
         if self.under_way >= settings.CHAT_MAX_SENDS_UNDER_WAY:
-            raise RateLimited(
-                "The server is busy; send again after retryAfterMs.",
-                retry_after_seconds=settings.CHAT_OVERLOAD_RETRY_AFTER_MS / 1000,
-            )
+            raise overloaded()
         future: asyncio.Future[SendOutcome] = asyncio.get_running_loop().create_future()
         self.under_way += 1
         future.add_done_callback(self._done)

@@ -27,6 +27,15 @@ def test_a_client_that_confirms_in_time_is_never_sent_repeats():
     assert tracker.due([], now=30) == [] and tracker.since == {}
 
 
+def test_a_watermark_that_moves_is_a_slow_path_and_waits_but_one_held_by_a_gap_is_resent():
+    tracker = LagTracker(after_seconds=10)
+    tracker.due([(1, C, 0, 100), (2, C, 0, 100)], now=0)
+    # User 1's client keeps confirming, far behind (the live path is slow); user 2's is stuck at a gap.
+    assert tracker.due([(1, C, 40, 150), (2, C, 0, 150)], now=6) == []
+    assert tracker.due([(1, C, 90, 200), (2, C, 0, 200)], now=12) == [(2, C, 0, 100)]
+    assert tracker.due([(1, C, 140, 250)], now=24) == []
+
+
 def test_floors_give_each_sender_the_smallest_watermark_of_the_others():
     marks = {1: Marks(delivered=5, read=2), 2: Marks(delivered=3, read=3), 3: Marks(delivered=9, read=1)}
     delivered = floors(marks, "DELIVERED")
