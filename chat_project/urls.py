@@ -4,11 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from messaging import api as messaging_api
 from notifications import api as notifications_api
+from users import accounts
 from users import api as users_api
 from users.throttles import admin_login
 from webclient import views as webclient_views
 
-from . import accounts, health, metrics, operations
+from . import health, metrics, operations
 from .api_index import ApiIndexView
 
 api = [
