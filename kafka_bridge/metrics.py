@@ -140,7 +140,7 @@ class OutboxDepthCollector(Collector):
     """chat_outbox_records: outbox records waiting for the broker, counted when scraped (one query)."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from .status import outbox_depth  # imported here: the status module pulls in the admin client
+        from .models import outbox_depth  # imported here: this module loads before the app registry
 
         yield GaugeMetricFamily(
             "chat_outbox_records",

@@ -1,6 +1,6 @@
 """Records other services produce, in the seed's shapes: what they leave out is resolved, what they name is checked.
 
-A record this service did not produce (`kafka_bridge.origin`) may leave out
+A record this service did not produce (`kafka_bridge.produce.origin`) may leave out
 `senderId` (a status event) or `recipientIds` (a typing event) and may give
 a time without a zone, which is UTC (PROTOCOL.md §5). Each function here
 takes such a record, resolves what it left out from the database, checks

@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from core.errors import NotFound, ValidationFailed
 from core.parsing import iso_utc, parse_int_id, parse_iso_utc
-from kafka_bridge.outbox import outbox_enqueue
 from kafka_bridge.payloads import Unprocessable
+from kafka_bridge.produce.outbox import outbox_enqueue
 from messaging.events import ChatMessage
 from messaging.models import Conversation
 

@@ -17,9 +17,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from chat_project.operations import parse_ends
-from kafka_bridge.dead_letters import read_dead_letters
 from kafka_bridge.models import OutboxRecord
+from kafka_bridge.operate.dead_letters import read_dead_letters
+from kafka_bridge.operate.pages import parse_ends
 from messaging import services as messaging
 from messaging.events import TYPING_EVENTS
 from tests.support.client import User as ChatUser

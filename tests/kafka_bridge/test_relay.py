@@ -7,8 +7,9 @@ from confluent_kafka import KafkaError
 from django.db import transaction
 
 from kafka_bridge.models import OutboxRecord
-from kafka_bridge.outbox import outbox_enqueue
-from kafka_bridge.relay import FatalProducerError, OutboxRelay, Outcome
+from kafka_bridge.produce.outbox import outbox_enqueue
+from kafka_bridge.produce.relay import OutboxRelay
+from kafka_bridge.produce.sweep import FatalProducerError, Outcome
 from messaging.events import TYPING_EVENTS, TypingEvent
 
 
@@ -114,7 +115,7 @@ def test_a_fatal_producer_error_keeps_everything(db, sweep_at_once):
 @pytest.fixture
 def running_relay(settings):
     """This process's relay, started with stand-in producers; yields the producers it made."""
-    from kafka_bridge import relay as relay_module
+    from kafka_bridge.produce import relay as relay_module
 
     settings.OUTBOX_RELAY_AUTOSTART = True
     settings.OUTBOX_SWEEP_AFTER_SECONDS = 60  # only what this process publishes itself

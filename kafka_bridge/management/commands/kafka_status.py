@@ -5,7 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from kafka_bridge.status import DEFAULT_TIMEOUT_SECONDS, KafkaStatus, kafka_status
+from kafka_bridge.operate.report import KafkaReport
+from kafka_bridge.operate.report_reader import DEFAULT_TIMEOUT_SECONDS, kafka_report
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -15,8 +16,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
 
 
-def render(status: KafkaStatus) -> str:
-    """Return the status as tables for people."""
+def render(status: KafkaReport) -> str:
+    """Return the report as tables for people."""
     lines = [f"Broker {status.broker}: {'reachable' if status.reachable else 'UNREACHABLE'}"]
     lines.append(f"Outbox: {status.outbox_depth} record(s) waiting for the broker")
     if not status.reachable:
@@ -84,7 +85,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            status = kafka_status(group_base=options["group"], timeout=options["timeout"])
+            status = kafka_report(group_base=options["group"], timeout=options["timeout"])
         except DatabaseError as exc:
             raise CommandError(f"Could not read the outbox: {exc}") from exc
         if options["json"]:
