@@ -13,16 +13,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
-from kafka_bridge.consume.records import (
-    H_ERROR,
-    H_ERROR_TYPE,
-    H_FAILED_AT,
-    H_OFFSET,
-    H_PARTITION,
-    H_TOPIC,
-    RecordInfo,
-    one_by_one,
-)
+from kafka_bridge.consume import records as dlt
+from kafka_bridge.consume.records import RecordInfo, one_by_one
 from kafka_bridge.consume.steps.commit import Commit
 from kafka_bridge.consume.steps.counting import Counts
 from kafka_bridge.consume.steps.dead_letter import DeadLetter
@@ -143,14 +135,14 @@ async def test_undecodable_unprocessable_and_exhausted_records_are_dead_lettered
     progress = await group.submit(records, asyncio.Event())  # type: ignore[arg-type]
 
     assert not progress.failed and len(progress.finished) == 3  # parked counts as finished
-    by_offset = {int(p["headers"][H_OFFSET]): p for p in producer.produced}
-    assert by_offset[7]["headers"][H_ERROR_TYPE] == b"PayloadError"
-    assert by_offset[8]["headers"][H_ERROR_TYPE] == b"Unprocessable"
-    assert by_offset[9]["headers"][H_ERROR] == b"ValueError: always fails"
+    by_offset = {int(p["headers"][dlt.H_OFFSET]): p for p in producer.produced}
+    assert by_offset[7]["headers"][dlt.H_ERROR_TYPE] == b"PayloadError"
+    assert by_offset[8]["headers"][dlt.H_ERROR_TYPE] == b"Unprocessable"
+    assert by_offset[9]["headers"][dlt.H_ERROR] == b"ValueError: always fails"
     letter = by_offset[9]
     assert letter["topic"] == TOPIC + ".DLT" and letter["key"] == b"broken"
-    assert (letter["headers"][H_TOPIC], letter["headers"][H_PARTITION]) == (TOPIC.encode(), b"3")
-    assert letter["headers"][H_FAILED_AT] == b"1700000000000"
+    assert (letter["headers"][dlt.H_TOPIC], letter["headers"][dlt.H_PARTITION]) == (TOPIC.encode(), b"3")
+    assert letter["headers"][dlt.H_FAILED_AT] == b"1700000000000"
     assert letter["headers"]["producer"] == b"chat-backend"  # its own headers travel with it
     # Unprocessable is not retried; the broken one was tried three times.
     assert (counts.stats.retries, counts.stats.dead_lettered, counts.stats.processed) == (2, 3, 0)
