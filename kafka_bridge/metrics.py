@@ -5,7 +5,7 @@ only increment counters and observe histograms (no lock of ours, no round
 trip); what needs a query or the broker's numbers is read when scraped
 (`OutboxDepthCollector`, `LoopReadyCollector`) or arrives with librdkafka's
 statistics (`LagFromStatistics`). The bridge serves them on its own HTTP endpoint
-(bridge_http.py), the web processes on `/metrics`.
+(consume/probes.py), the web processes on `/metrics`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ CONSUMER_LAG = Gauge(
 )
 CONSUMER_RESTARTS = Counter(
     "kafka_bridge_consumer_restarts",
-    "Consumers a loop replaced because records waited in its partitions while it delivered none (see loop.py).",
+    "Kafka consumers a loop replaced because records waited in its partitions while it delivered none.",
     ["loop", "topic"],
 )
 PRODUCER_ERRORS = Counter(

@@ -1,10 +1,11 @@
 """The operations page in the admin: the broker, lag, dead letters, outbox depth and throughput.
 
 Staff see it at /admin/kafka/ (linked from the admin's home page). It reads
-`kafka_bridge.operate.report`, the same functions as `manage.py kafka_status`, and
-the messages table for the messages sent per minute. Replaying dead letters
-is for superusers, after a confirmation page, and replays through the same
-function as `dead_letters replay`: only the letters the confirmation showed.
+the Kafka report (report.py) through the same functions as `manage.py
+kafka_status`, and the messages sent per minute through the selector the
+project's URLs hand in. Replaying dead letters is for superusers, after a
+confirmation page, and replays through the same function as `dead_letters
+replay`: only the letters the confirmation showed.
 
 The views are async: the broker calls (up to seconds when it is down, longer
 for a replay) run on threads of their own, never on the one thread that
@@ -71,7 +72,7 @@ def staff_view(view: AsyncView) -> AsyncView:
 
 async def kafka_status_page(request: HttpRequest, *, messages_per_minute: MessagesPerMinute) -> HttpResponse:
     """Show the broker, topics, lag per group and partition, dead letters, outbox depth and throughput."""
-    status, depth, throughput, context = await asyncio.gather(
+    report, depth, throughput, context = await asyncio.gather(
         asyncio.to_thread(broker_report, timeout=PAGE_TIMEOUT_SECONDS),
         sync_to_async(outbox_depth)(),
         sync_to_async(_throughput)(messages_per_minute),
@@ -80,7 +81,8 @@ async def kafka_status_page(request: HttpRequest, *, messages_per_minute: Messag
     context.update(
         {
             "title": "Kafka status",
-            "status": replace(status, outbox_depth=depth),
+            # The page and its template call it the status; it is the Kafka report.
+            "status": replace(report, outbox_depth=depth),
             "throughput": throughput,
             "can_replay": await _can_replay(request),
         }

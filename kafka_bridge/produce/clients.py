@@ -65,7 +65,7 @@ def relay_producer_config() -> dict[str, Any]:
 
     Giving up would let later records of the same partition overtake the one
     given up on; the outbox row keeps the record if the process dies instead.
-    The queue is bounded: past it, records wait in the outbox (see relay.py).
+    The queue is bounded: past it, records wait in the outbox (see relay.py and sweep.py).
     """
     return {
         **producer_config(),
