@@ -20,7 +20,7 @@ import uuid
 
 from django.conf import settings
 
-from core.batching import Coalescer, PerLoop
+from core.batching import Coalescer, KeyedQueue, PerLoop
 from core.db import db
 from core.errors import RateLimited
 
@@ -28,15 +28,16 @@ from . import services
 from .checks import Draft
 from .services import Confirmation, SendOutcome
 
-Waiting = list[tuple[Draft, asyncio.Future[SendOutcome]]]
+
+async def _store(conversation_id: uuid.UUID, drafts: list[Draft]) -> list[SendOutcome]:
+    return await db(services.messages_store)(conversation_id=conversation_id, drafts=drafts)
 
 
 class ConversationSendQueue:
     """Stores the sends of each conversation of one event loop, one transaction at a time per conversation."""
 
     def __init__(self) -> None:
-        self._waiting: dict[uuid.UUID, Waiting] = {}
-        self._drains: set[asyncio.Task[None]] = set()
+        self._queue: KeyedQueue[uuid.UUID, Draft, SendOutcome] = KeyedQueue(_store)
         self.under_way = 0
 
     async def send(self, conversation_id: uuid.UUID, draft: Draft) -> SendOutcome:
@@ -53,43 +54,13 @@ class ConversationSendQueue:
                 "The server is busy; send again after retryAfterMs.",
                 retry_after_seconds=settings.CHAT_OVERLOAD_RETRY_AFTER_MS / 1000,
             )
-        future: asyncio.Future[SendOutcome] = asyncio.get_running_loop().create_future()
+        future = self._queue.add(conversation_id, draft)
         self.under_way += 1
         future.add_done_callback(self._done)
-        waiting = self._waiting.get(conversation_id)
-        if waiting is None:
-            self._waiting[conversation_id] = [(draft, future)]
-            task = asyncio.create_task(self._drain(conversation_id))
-            self._drains.add(task)
-            task.add_done_callback(self._drains.discard)
-        else:
-            waiting.append((draft, future))
         return future
 
     def _done(self, _future: asyncio.Future[SendOutcome]) -> None:
         self.under_way -= 1
-
-    async def _drain(self, conversation_id: uuid.UUID) -> None:
-        batch: Waiting = []
-        try:
-            while batch := self._waiting[conversation_id]:
-                self._waiting[conversation_id] = []
-                try:
-                    outcomes = await db(services.messages_store)(
-                        conversation_id=conversation_id, drafts=[draft for draft, _ in batch]
-                    )
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for (_, future), outcome in zip(batch, outcomes, strict=True):
-                        if not future.done():
-                            future.set_result(outcome)
-        finally:
-            # Cancelled (the loop is closing): nobody is left to answer the rest.
-            for _, future in [*batch, *self._waiting.pop(conversation_id, [])]:
-                future.cancel()
 
 
 ### Watermarks ###
