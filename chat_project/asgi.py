@@ -13,8 +13,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from kafka_bridge.clients import set_process_role  # noqa: E402
-from kafka_bridge.relay import process_relay  # noqa: E402
+from kafka_bridge.produce.clients import set_process_role  # noqa: E402
+from kafka_bridge.produce.relay import process_relay  # noqa: E402
 from messaging.consumers import ChatConsumer  # noqa: E402
 
 from .ws_auth import websocket_stack  # noqa: E402

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from kafka_bridge.clients import admin_client
+from kafka_bridge.produce.clients import admin_client
 
 logger = logging.getLogger(__name__)
 

@@ -329,8 +329,8 @@ KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 KAFKA_CONSUMER_GROUP = env("KAFKA_CONSUMER_GROUP", "communication-service-group")
 KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 3)
 KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1)
-# A bridge loop whose consumer delivered nothing for this long while records
-# arrived in its partitions replaces the consumer (kafka_bridge/loop.py).
+# A loop whose Kafka consumer delivered nothing for this long while records
+# arrived in its partitions replaces it (kafka_bridge/consume/watchers.py).
 KAFKA_STUCK_CONSUMER_SECONDS = env_float("KAFKA_STUCK_CONSUMER_SECONDS", 10.0)
 # Client security settings, passed through to every librdkafka client.
 KAFKA_SECURITY = {

@@ -2,13 +2,16 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from kafka_bridge.operate import pages as kafka_pages
 from messaging import api as messaging_api
+from messaging.selectors import messages_per_minute
 from notifications import api as notifications_api
+from users import accounts
 from users import api as users_api
 from users.throttles import admin_login
 from webclient import views as webclient_views
 
-from . import accounts, health, metrics, operations
+from . import health, metrics
 from .api_index import ApiIndexView
 
 api = [
@@ -38,7 +41,7 @@ urlpatterns = [
     path("admin/login/", admin_login),
     path("", webclient_views.index, name="webclient"),
     path("favicon.ico", webclient_views.favicon),
-    *operations.admin_urls(),
+    *kafka_pages.admin_urls(messages_per_minute=messages_per_minute),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),
     path("readyz", health.readyz),

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
+K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -74,6 +75,54 @@ class Coalescer(Generic[T, R]):
                 batch.set_exception(exc)
             else:
                 batch.set_result(result)
+
+
+class KeyedQueue(Generic[K, T, R]):
+    """Serve each key's items in the order added, one call of `serve(key, items)` at a time per key.
+
+    Items of a key that arrive while a call for that key is under way wait,
+    then go together in the next call; a quiet key's item goes at once,
+    alone. `serve` returns one result per item, in order; a failed call
+    fails its items only. Belongs to one event loop.
+    """
+
+    def __init__(self, serve: Callable[[K, list[T]], Awaitable[list[R]]]) -> None:
+        self._serve = serve
+        self._waiting: dict[K, list[tuple[T, asyncio.Future[R]]]] = {}
+        self._drains: set[asyncio.Task[None]] = set()
+
+    def add(self, key: K, item: T) -> asyncio.Future[R]:
+        """Queue an item behind the earlier ones of its key; return the future of its result."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        waiting = self._waiting.get(key)
+        if waiting is None:
+            self._waiting[key] = [(item, future)]
+            task = asyncio.create_task(self._drain(key))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+        else:
+            waiting.append((item, future))
+        return future
+
+    async def _drain(self, key: K) -> None:
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        try:
+            while batch := self._waiting[key]:
+                self._waiting[key] = []
+                try:
+                    results = await self._serve(key, [item for item, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for (_, future), result in zip(batch, results, strict=True):
+                        if not future.done():
+                            future.set_result(result)
+        finally:
+            # Cancelled (the loop is closing): nobody is left to answer the rest.
+            for _, future in [*batch, *self._waiting.pop(key, [])]:
+                future.cancel()
 
 
 class PerLoop(Generic[T]):

@@ -59,7 +59,7 @@ def has_bad_text(value: Any) -> bool:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if _is_bad(item):
+            if not storable_text(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.keys())
@@ -69,14 +69,15 @@ def has_bad_text(value: Any) -> bool:
     return False
 
 
-def _is_bad(text: str) -> bool:
+def storable_text(text: str) -> bool:
+    """Return whether PostgreSQL can store a string and UTF-8 carry it: no NUL, no lone surrogate."""
     if "\x00" in text:
-        return True
+        return False
     try:
         text.encode()
     except UnicodeEncodeError:
-        return True
-    return False
+        return False
+    return True
 
 
 def json_may_hold_bad_text(raw: str | bytes) -> bool:

@@ -5,7 +5,7 @@ only increment counters and observe histograms (no lock of ours, no round
 trip); what needs a query or the broker's numbers is read when scraped
 (`OutboxDepthCollector`, `LoopReadyCollector`) or arrives with librdkafka's
 statistics (`LagFromStatistics`). The bridge serves them on its own HTTP endpoint
-(bridge_http.py) from `BRIDGE_REGISTRY`, the web processes on `/metrics`.
+(consume/probes.py) from `BRIDGE_REGISTRY`, the web processes on `/metrics`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ CONSUMER_LAG = Gauge(
 )
 CONSUMER_RESTARTS = Counter(
     "kafka_bridge_consumer_restarts",
-    "Consumers a loop replaced because records waited in its partitions while it delivered none (see loop.py).",
+    "Kafka consumers a loop replaced because records waited in its partitions while it delivered none.",
     ["loop", "topic"],
 )
 PRODUCER_ERRORS = Counter(
@@ -169,7 +169,7 @@ class OutboxDepthCollector(Collector):
     """chat_outbox_records: outbox records waiting for the broker, counted when scraped (one query)."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from .status import outbox_depth  # imported here: the status module pulls in the admin client
+        from .models import outbox_depth  # imported here: this module loads before the app registry
 
         yield GaugeMetricFamily(
             "chat_outbox_records",

@@ -3,7 +3,7 @@ the change they announce, and relayed to the broker after the commit.
 
 A rolled-back transaction leaves no record, so nothing is published; a
 committed one always leaves its record, so it is published even when the
-broker or the process fails right after the commit (see relay.py).
+broker or the process fails right after the commit (see produce/relay.py).
 """
 
 from django.db import models
@@ -22,3 +22,8 @@ class OutboxRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic}[{self.key}] #{self.id}"
+
+
+def outbox_depth() -> int:
+    """Return how many outbox records wait for the broker's acknowledgement."""
+    return OutboxRecord.objects.count()

@@ -15,7 +15,10 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import MISSING, fields
+from datetime import datetime
 from typing import Any, ClassVar, Self
+
+from core.parsing import parse_iso_utc
 
 
 class Unprocessable(Exception):
@@ -29,6 +32,14 @@ class Unprocessable(Exception):
 
 class PayloadError(Unprocessable, ValueError):
     """A record that cannot be decoded into its topic's payload type."""
+
+
+def record_time(value: str, field: str) -> datetime:
+    """Return a time field of a record (ISO 8601, UTC when it names no zone); Unprocessable when it is none."""
+    moment = parse_iso_utc(value)
+    if moment is None:
+        raise Unprocessable(f"{field} {value!r} is not an ISO 8601 time")
+    return moment
 
 
 def camel(name: str) -> str:

@@ -1,7 +1,7 @@
 """What a Kafka topic is: its name, payload type, key and retention.
 
 Each app declares its own topics once, next to their payloads (its
-`events.py`), and registers them (`kafka_bridge.registry`); producers and
+`events.py`), and registers them (`kafka_bridge.consume.registry`); producers and
 consumers import them from there. Partitions and replication factor are
 settings.
 """

@@ -156,10 +156,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             frame = parse_frame(raw)
             request_id = request_id_of(frame)
-            handler = self.handlers.get(frame["type"])
-            if handler is None:
+            action = self.frame_actions.get(frame["type"])
+            if action is None:
                 raise FrameError("unknown_type", f"Unknown frame type {frame['type'][:50]!r}.")
-            await handler(self, frame, request_id)
+            await action(self, frame, request_id)
         except FrameError as exc:
             await self._send_error(exc, exc.request_id if request_id is None else request_id)
         except Exception as exc:
@@ -303,7 +303,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_ping(self, frame: dict[str, Any], request_id: Any) -> None:
         await self.send_frame({"type": "pong", "requestId": request_id})
 
-    handlers: dict[str, Callable[[ChatConsumer, dict[str, Any], Any], Awaitable[None]]] = {
+    # What each client frame type does ("handler" names the bridge's Kafka record handlers).
+    frame_actions: dict[str, Callable[[ChatConsumer, dict[str, Any], Any], Awaitable[None]]] = {
         "message.send": on_message_send,
         "message.received": on_message_received,
         "message.read": on_message_read,

@@ -1,6 +1,6 @@
 """Records other services produce, in the seed's shapes: what they leave out is resolved, what they name is checked.
 
-A record this service did not produce (`kafka_bridge.origin`) may leave out
+A record this service did not produce (`kafka_bridge.produce.origin`) may leave out
 `senderId` (a status event) or `recipientIds` (a typing event) and may give
 a time without a zone, which is UTC (PROTOCOL.md §5). Each function here
 takes such a record, resolves what it left out from the database, checks
@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import datetime
 
 from django.contrib.auth import get_user_model
 
-from core.parsing import iso_utc, parse_int_id, parse_iso_utc
-from kafka_bridge.payloads import Unprocessable
+from core.parsing import iso_utc, parse_int_id
+from kafka_bridge.payloads import Unprocessable, record_time
 
 from .events import ChatMessage, MessageStatusEvent, TypingEvent
 from .models import Message, MessageStatus
@@ -83,7 +82,7 @@ def foreign_status_event(event: MessageStatusEvent) -> MessageStatusEvent:
         conversation_id=str(conversation_id),
         user_id=str(user_id),
         sender_id=str(sender_id),
-        timestamp=iso_utc(_time(event.timestamp, "timestamp")),
+        timestamp=iso_utc(record_time(event.timestamp, "timestamp")),
     )
 
 
@@ -130,10 +129,3 @@ def _check_participant(members: tuple[int, ...], user_id: str, conversation_id: 
     if pk is None or not User.objects.filter(pk=pk).exists():
         raise Unprocessable(f"unknown user {user_id!r}")
     raise Unprocessable(f"user {user_id!r} is not a participant of conversation {str(conversation_id)!r}")
-
-
-def _time(value: str, field: str) -> datetime:
-    moment = parse_iso_utc(value)
-    if moment is None:
-        raise Unprocessable(f"{field} {value!r} is not an ISO 8601 time")
-    return moment

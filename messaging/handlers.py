@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from core.db import db
-from kafka_bridge.loop import RecordInfo
+from kafka_bridge.consume.records import RecordInfo
 
 from .events import ChatMessage, MessageStatusEvent, TypingEvent
 from .foreign import foreign_chat_message, foreign_status_event, foreign_typing_event
@@ -23,13 +23,8 @@ from .services import ORIGIN_CHANNEL_HEADER
 from .wire import message_wire_from_event
 
 
-async def deliver_chat_message(event: ChatMessage, info: RecordInfo) -> None:
-    """Push `message.new` to every recipient and to the sender's other sockets."""
-    await deliver_chat_messages([(event, info)])
-
-
 async def deliver_chat_messages(records: list[tuple[ChatMessage, RecordInfo]]) -> None:
-    """Push the `message.new` frames of several records of one conversation, in order."""
+    """Push `message.new` to every recipient and to the sender's other sockets, for records of one conversation."""
     records = await _resolved(records, _resolve_chat_message)
     await push_frames(
         [
@@ -44,13 +39,8 @@ async def deliver_chat_messages(records: list[tuple[ChatMessage, RecordInfo]]) -
     )
 
 
-async def deliver_status_event(event: MessageStatusEvent, info: RecordInfo) -> None:
-    """Push `message.status` to the sockets of the message's sender."""
-    await deliver_status_events([(event, info)])
-
-
 async def deliver_status_events(records: list[tuple[MessageStatusEvent, RecordInfo]]) -> None:
-    """Push the `message.status` frames of several records of one sender, in order."""
+    """Push `message.status` to the sockets of each message's sender, for records of one sender."""
     records = await _resolved(records, _resolve_status_event)
     await push_frames([([event.sender_id or ""], _status_frame(event), None) for event, _info in records])
 
@@ -71,13 +61,8 @@ def _status_frame(event: MessageStatusEvent) -> dict[str, object]:
     return frame
 
 
-async def deliver_typing(event: TypingEvent, info: RecordInfo) -> None:
-    """Push `typing` to the other participants, never to the typist."""
-    await deliver_typing_events([(event, info)])
-
-
 async def deliver_typing_events(records: list[tuple[TypingEvent, RecordInfo]]) -> None:
-    """Push the `typing` frames of several records of one conversation, in order."""
+    """Push `typing` to the other participants, never to the typist, for records of one conversation."""
     records = await _resolved(records, _resolve_typing_event)
     await push_frames(
         [

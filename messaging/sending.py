@@ -20,7 +20,7 @@ import uuid
 
 from django.conf import settings
 
-from core.batching import Coalescer, PerLoop
+from core.batching import Coalescer, KeyedQueue, PerLoop
 from core.db import db
 from core.errors import RateLimited
 
@@ -28,7 +28,9 @@ from . import services
 from .checks import Draft
 from .services import Confirmation, SendOutcome
 
-Waiting = list[tuple[Draft, asyncio.Future[SendOutcome]]]
+
+async def _store(conversation_id: uuid.UUID, drafts: list[Draft]) -> list[SendOutcome]:
+    return await db(services.messages_store)(conversation_id=conversation_id, drafts=drafts)
 
 
 def overloaded() -> RateLimited:
@@ -43,8 +45,7 @@ class ConversationSendQueue:
     """Stores the sends of each conversation of one event loop, one transaction at a time per conversation."""
 
     def __init__(self) -> None:
-        self._waiting: dict[uuid.UUID, Waiting] = {}
-        self._drains: set[asyncio.Task[None]] = set()
+        self._queue: KeyedQueue[uuid.UUID, Draft, SendOutcome] = KeyedQueue(_store)
         self.under_way = 0
 
     async def send(self, conversation_id: uuid.UUID, draft: Draft) -> SendOutcome:
@@ -58,43 +59,13 @@ class ConversationSendQueue:
         """
         if self.under_way >= settings.CHAT_MAX_SENDS_UNDER_WAY:
             raise overloaded()
-        future: asyncio.Future[SendOutcome] = asyncio.get_running_loop().create_future()
+        future = self._queue.add(conversation_id, draft)
         self.under_way += 1
         future.add_done_callback(self._done)
-        waiting = self._waiting.get(conversation_id)
-        if waiting is None:
-            self._waiting[conversation_id] = [(draft, future)]
-            task = asyncio.create_task(self._drain(conversation_id))
-            self._drains.add(task)
-            task.add_done_callback(self._drains.discard)
-        else:
-            waiting.append((draft, future))
         return future
 
     def _done(self, _future: asyncio.Future[SendOutcome]) -> None:
         self.under_way -= 1
-
-    async def _drain(self, conversation_id: uuid.UUID) -> None:
-        batch: Waiting = []
-        try:
-            while batch := self._waiting[conversation_id]:
-                self._waiting[conversation_id] = []
-                try:
-                    outcomes = await db(services.messages_store)(
-                        conversation_id=conversation_id, drafts=[draft for draft, _ in batch]
-                    )
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for (_, future), outcome in zip(batch, outcomes, strict=True):
-                        if not future.done():
-                            future.set_result(outcome)
-        finally:
-            # Cancelled (the loop is closing): nobody is left to answer the rest.
-            for _, future in [*batch, *self._waiting.pop(conversation_id, [])]:
-                future.cancel()
 
 
 ### Watermarks ###

@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from core.errors import DomainError, NotFound, ValidationFailed
 from core.parsing import iso_utc
-from kafka_bridge.clients import publish_ephemeral
-from kafka_bridge.outbox import outbox_enqueue_each, outbox_enqueue_many
+from kafka_bridge.produce.clients import publish_ephemeral
+from kafka_bridge.produce.outbox import outbox_enqueue_each, outbox_enqueue_many
 
 from .checks import (
     Draft,

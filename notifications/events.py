@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kafka_bridge.consume.registry import register_topic
 from kafka_bridge.payloads import Payload
-from kafka_bridge.registry import register_topic
 from kafka_bridge.topics import DAY_MS, Topic
 
 

@@ -5,7 +5,7 @@ and tell offline recipients of new messages (read from chat-messages).
 from __future__ import annotations
 
 from core.db import db
-from kafka_bridge.loop import RecordInfo
+from kafka_bridge.consume.records import RecordInfo
 from kafka_bridge.payloads import Unprocessable
 from messaging.events import ChatMessage
 from messaging.foreign import foreign_chat_message

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kafka_bridge.registry import register_loop
+from kafka_bridge.consume.registry import register_loop
 from messaging.events import CHAT_MESSAGES
 
 from .events import NOTIFICATIONS

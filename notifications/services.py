@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -23,9 +23,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import NotFound, ValidationFailed
-from core.parsing import iso_utc, parse_int_id, parse_iso_utc
-from kafka_bridge.outbox import outbox_enqueue
-from kafka_bridge.payloads import Unprocessable
+from core.parsing import iso_utc, parse_int_id, storable_text
+from kafka_bridge.payloads import Unprocessable, record_time
+from kafka_bridge.produce.outbox import outbox_enqueue
 from messaging.events import ChatMessage
 from messaging.models import Conversation
 
@@ -78,8 +78,8 @@ def notification_record(*, event: NotificationEvent, topic: str) -> Notification
     sending it twice, still stores it once. A record that cannot be stored
     as it is raises `Unprocessable`.
     """
-    created_at = _record_time(event.created_at, "createdAt")
-    updated_at = _record_time(event.updated_at, "updatedAt") if event.updated_at is not None else None
+    created_at = record_time(event.created_at, "createdAt")
+    updated_at = record_time(event.updated_at, "updatedAt") if event.updated_at is not None else None
     texts = {
         "id": event.id,
         "title": event.title,
@@ -88,7 +88,7 @@ def notification_record(*, event: NotificationEvent, topic: str) -> Notification
         "relatedEntityId": event.related_entity_id,
     }
     for field, text in texts.items():
-        if text is not None and not _storable(text):
+        if text is not None and not storable_text(text):
             raise Unprocessable(f"{field} holds a NUL character or a lone surrogate")
     for field, text, limit in (
         ("id", event.id, MAX_ID_CHARS),
@@ -113,8 +113,8 @@ def notification_store(*, event: NotificationEvent) -> bool:
     not know raises `Unprocessable`.
     """
     assert event.id is not None, "notification_record gives every record an id"
-    created_at = _record_time(event.created_at, "createdAt")
-    updated_at = _record_time(event.updated_at, "updatedAt") if event.updated_at is not None else created_at
+    created_at = record_time(event.created_at, "createdAt")
+    updated_at = record_time(event.updated_at, "updatedAt") if event.updated_at is not None else created_at
     fields = {
         "type": event.type,
         "title": event.title[:MAX_TITLE_CHARS],
@@ -146,22 +146,6 @@ def _derived_id(event: NotificationEvent, topic: str) -> str:
     """Return the id of a record that came without one: the same for the same record, whoever sends it again."""
     content = json.dumps({"topic": topic, **event.to_dict()}, sort_keys=True, ensure_ascii=False)
     return str(uuid.uuid5(DERIVED_ID_NAMESPACE, content))
-
-
-def _storable(text: str) -> bool:
-    """Return whether PostgreSQL can store a string (JSON may carry what UTF-8 cannot)."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
-
-
-def _record_time(value: str, field: str) -> datetime:
-    moment = parse_iso_utc(value)
-    if moment is None:
-        raise Unprocessable(f"{field} {value!r} is not an ISO 8601 time")
-    return moment
 
 
 def _known_user_id(user_id: str) -> int:
@@ -307,6 +291,6 @@ def notifications_mark_all_read(*, user: AbstractBaseUser) -> int:
 
 def _notification_id(value: Any) -> str:
     """Parse a notification id from a client; anything that cannot be one is simply not found."""
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS or not _storable(value):
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS or not storable_text(value):
         raise NotFound()
     return value

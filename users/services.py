@@ -1,11 +1,19 @@
-"""Writes of the users directory."""
+"""Writes of the users directory: accounts and profiles."""
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+
+from core.errors import ValidationFailed
 
 from .checks import check_display_name
 from .models import Profile
+from .usernames import check_username, username_taken
+
+User = get_user_model()
 
 
 def profile_set_display_name(*, user: AbstractBaseUser, display_name: str) -> Profile:
@@ -14,3 +22,19 @@ def profile_set_display_name(*, user: AbstractBaseUser, display_name: str) -> Pr
         user_id=user.pk, defaults={"display_name": check_display_name(display_name)}
     )
     return profile
+
+
+def user_register(*, username: str, password: str) -> AbstractBaseUser:
+    """Create an account; raise ValidationFailed on a taken name (in any case) or a weak password."""
+    username = check_username(username)
+    try:
+        password_validation.validate_password(password, User(username=username))
+    except DjangoValidationError as exc:
+        raise ValidationFailed({"detail": exc.messages}) from None
+    if username_taken(username):
+        raise ValidationFailed({"username": "This username is taken."})
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(username=username, password=password)
+    except IntegrityError:
+        raise ValidationFailed({"username": "This username is taken."}) from None

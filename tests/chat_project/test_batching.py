@@ -7,7 +7,7 @@ import pytest
 import redis.asyncio as redis
 
 from chat_project.channel_layer import BatchingPubSubChannelLayer, runs
-from core.batching import Coalescer
+from core.batching import Coalescer, KeyedQueue
 from tests.support.stack import require_env
 
 
@@ -41,6 +41,31 @@ async def test_a_failed_batch_fails_its_items_only():
     results = await asyncio.gather(coalescer.submit("bad"), coalescer.submit("x"), return_exceptions=True)
     assert all(isinstance(r, ValueError) for r in results)
     assert await coalescer.submit("good") == 1
+
+
+async def test_a_key_s_items_wait_for_its_call_under_way_then_go_together_and_other_keys_do_not_wait():
+    calls = []
+    release = asyncio.Event()
+
+    async def serve(key, items):
+        calls.append((key, list(items)))
+        if len(calls) == 1:
+            await release.wait()  # holds key "a" while more of it arrives
+        if "bad" in items:
+            raise ValueError("no")
+        return [f"{key}:{item}" for item in items]
+
+    queue = KeyedQueue(serve)
+    first = queue.add("a", 1)
+    await asyncio.sleep(0)
+    rest = [queue.add("a", 2), queue.add("a", 3)]
+    other = await queue.add("b", 9)  # not held up by "a"
+    release.set()
+    assert [await first, *(await asyncio.gather(*rest))] == ["a:1", "a:2", "a:3"] and other == "b:9"
+    assert calls == [("a", [1]), ("b", [9]), ("a", [2, 3])]
+    with pytest.raises(ValueError):
+        await queue.add("a", "bad")
+    assert await queue.add("a", 4) == "a:4"
 
 
 def test_runs_keep_the_order_of_changes():

@@ -85,7 +85,7 @@ def test_without_the_database_the_scrape_still_answers_not_ready(client, monkeyp
     def outbox_depth() -> int:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("kafka_bridge.status.outbox_depth", outbox_depth)
+    monkeypatch.setattr("kafka_bridge.models.outbox_depth", outbox_depth)
     answer = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
     assert answer.status_code == 200
     body = answer.content.decode()

@@ -141,7 +141,7 @@ def test_identical_kafka_warnings_are_merged_and_counted(monkeypatch):
         assert passes(refused) is None
     # A different warning, the same one from another logger, an INFO line and other loggers all pass meanwhile.
     assert passes("Kafka consumer error on typing-events: _TRANSPORT", name="kafka_bridge.loop") is not None
-    assert passes(refused, name="kafka_bridge.clients") is not None
+    assert passes(refused, name="kafka_bridge.produce.clients") is not None
     assert passes(refused, level=logging.INFO) is not None
     assert passes(refused, name="django.request") is not None
     assert passes(refused, name="django.request") is not None

@@ -13,8 +13,8 @@ import pytest
 import requests
 from confluent_kafka import Producer
 
-from kafka_bridge.dead_letters import read_dead_letters
-from kafka_bridge.loop import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
+from kafka_bridge.consume.records import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
+from kafka_bridge.operate.dead_letters import read_dead_letters
 from messaging.events import CHAT_MESSAGES
 from notifications.events import NOTIFICATIONS
 from tests.support.client import register

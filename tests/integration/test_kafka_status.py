@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -17,14 +16,15 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from chat_project.operations import parse_ends
-from kafka_bridge.dead_letters import read_dead_letters
 from kafka_bridge.models import OutboxRecord
+from kafka_bridge.operate.dead_letters import read_dead_letters
+from kafka_bridge.operate.pages import parse_ends
 from messaging import services as messaging
 from messaging.events import TYPING_EVENTS
 from tests.support.client import User as ChatUser
 from tests.support.client import conversation, register
 from tests.support.stack import ROOT, Stack, free_port, require_env
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -98,16 +98,6 @@ def chat_ends() -> dict[int, int]:
         return {p: consumer.get_watermark_offsets(TopicPartition("chat-messages", p), timeout=10)[1] for p in range(3)}
     finally:
         consumer.close()
-
-
-def wait_until(check, timeout: float = 30.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def send(user: ChatUser, conversation_id: str, count: int) -> None:

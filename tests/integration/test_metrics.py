@@ -9,9 +9,8 @@ only; the bridge's /readyz goes 503 while a loop is stuck and 200 again after.
 from __future__ import annotations
 
 import socket
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psutil
@@ -23,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.client import conversation, register
 from tests.support.stack import Proc, Stack, require_env, start_group_at_end
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +52,6 @@ def external_ipv4() -> str | None:
             if address.family == socket.AF_INET and not address.address.startswith("127."):
                 return address.address
     return None
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} after {timeout}s")
-        time.sleep(0.2)
 
 
 def session_bridge(stack: Stack) -> Proc:

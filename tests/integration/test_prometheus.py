@@ -22,6 +22,7 @@ import requests
 import yaml
 
 from tests.support.stack import LOG_DIR, Proc, Stack, free_port, start_group_at_end
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,7 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
             assert procs[-1].poll() is None, f"prometheus exited:\n{log_path.read_text()[-3000:]}"
             return requests.get(f"{base}/-/ready", timeout=5).status_code == 200
 
-        wait_until(ready, 60, "Prometheus did not become ready")
+        wait_until(ready, 60, "Prometheus did not become ready", every=0.5, ignoring=(requests.RequestException,))
         return base
 
     try:
@@ -88,19 +89,6 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} after {timeout}s")
-        time.sleep(0.5)
 
 
 def api(base: str, path: str) -> Any:
@@ -127,7 +115,13 @@ def test_bridge_down_fires_once_the_bridge_stops(stack: Stack, base: str, promet
             targets = api(server, "targets")["activeTargets"]
             return {t["labels"]["job"]: t["health"] for t in targets} == {"chat-web": "up", "chat-bridge": "up"}
 
-        wait_until(scraped, 60, "Prometheus did not scrape the web and the bridge")
+        wait_until(
+            scraped,
+            60,
+            "Prometheus did not scrape the web and the bridge",
+            every=0.5,
+            ignoring=(requests.RequestException,),
+        )
         scraped_at = time.time()
 
         def evaluated_since_scraped() -> bool:
@@ -136,7 +130,13 @@ def test_bridge_down_fires_once_the_bridge_stops(stack: Stack, base: str, promet
                 _unix(group_state["lastEvaluation"]) > scraped_at
             )
 
-        wait_until(evaluated_since_scraped, 30, "the rules were not evaluated after the first scrapes")
+        wait_until(
+            evaluated_since_scraped,
+            30,
+            "the rules were not evaluated after the first scrapes",
+            every=0.5,
+            ignoring=(requests.RequestException,),
+        )
         up = api(server, f'query?query=up{{job="chat-bridge",instance="{bridge_target}"}}')["result"]
         assert [sample["value"][1] for sample in up] == ["1"]
         assert bridge_down_alerts(server) == []
@@ -145,7 +145,13 @@ def test_bridge_down_fires_once_the_bridge_stops(stack: Stack, base: str, promet
             query = f'query?query=kafka_bridge_loop_ready{{instance="{bridge_target}",loop="notifications"}}'
             return [sample["value"][1] for sample in api(server, query)["result"]] == ["1"]
 
-        wait_until(loop_ready, 60, "Prometheus never saw the bridge's loop ready")
+        wait_until(
+            loop_ready,
+            60,
+            "Prometheus never saw the bridge's loop ready",
+            every=0.5,
+            ignoring=(requests.RequestException,),
+        )
         web_ready = api(server, 'query?query=chat_web_ready{job="chat-web"}')["result"]
         assert [sample["value"][1] for sample in web_ready] == ["1"]
         assert bridge_down_alerts(server) == []
@@ -156,7 +162,13 @@ def test_bridge_down_fires_once_the_bridge_stops(stack: Stack, base: str, promet
             alerts = bridge_down_alerts(server)
             return any(a["state"] == "firing" and a["labels"]["instance"] == bridge_target for a in alerts)
 
-        wait_until(firing, 60, "ChatBridgeDown did not fire with the bridge stopped")
+        wait_until(
+            firing,
+            60,
+            "ChatBridgeDown did not fire with the bridge stopped",
+            every=0.5,
+            ignoring=(requests.RequestException,),
+        )
         (alert,) = bridge_down_alerts(server)
         assert alert["labels"]["severity"] == "critical" and alert["labels"]["job"] == "chat-bridge"
         assert alert["annotations"]["summary"] == f"Bridge {bridge_target} does not answer its /metrics"

@@ -17,9 +17,9 @@ from unittest.mock import ANY
 import pytest
 from confluent_kafka import Producer
 
-from kafka_bridge.dead_letters import DeadLetter, read_dead_letters
-from kafka_bridge.loop import H_ERROR, H_ERROR_TYPE, H_OFFSET, H_PARTITION, H_TOPIC
-from kafka_bridge.origin import PRODUCER_HEADER
+from kafka_bridge.consume.records import H_ERROR, H_ERROR_TYPE, H_OFFSET, H_PARTITION, H_TOPIC
+from kafka_bridge.operate.dead_letters import DeadLetter, read_dead_letters
+from kafka_bridge.produce.origin import PRODUCER_HEADER
 from messaging.events import CHAT_MESSAGES, MESSAGE_STATUS_EVENTS, TYPING_EVENTS
 from notifications.events import NOTIFICATIONS
 from tests.support.client import conversation

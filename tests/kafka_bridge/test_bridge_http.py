@@ -10,11 +10,13 @@ import asyncio
 import json
 import time
 
+from confluent_kafka import TopicPartition
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from kafka_bridge.bridge_http import BridgeHttp
-from kafka_bridge.loop import TopicLoop
+from kafka_bridge.consume.driver import LoopDriver
+from kafka_bridge.consume.probes import BridgeHttp
+from kafka_bridge.consume.watchers import ReadinessWatch
 from kafka_bridge.metrics import LagFromStatistics, start_counting
 from messaging import metrics as messaging_metrics
 from messaging.events import CHAT_MESSAGES
@@ -24,21 +26,22 @@ async def ignore(_payload, _info) -> None:
     return None
 
 
-def a_loop(name: str = "chat-messages") -> TopicLoop:
-    return TopicLoop(CHAT_MESSAGES, ignore, dead_letter_producer=None, name=name)  # type: ignore[arg-type]
+def a_loop(name: str = "chat-messages") -> LoopDriver:
+    return LoopDriver(CHAT_MESSAGES, ignore, dead_letter_producer=None, name=name)  # type: ignore[arg-type]
 
 
 def test_a_loop_is_ready_only_while_it_polls_and_holds_partitions():
-    loop = a_loop()
-    now = time.monotonic()
-    assert loop.readiness(now, 30) == "has not polled yet"
-    loop.last_poll = now - 1
-    assert loop.readiness(now, 30).startswith("holds no partition")
-    loop.assignment = {("chat-messages", 0)}
-    assert loop.readiness(now, 30) is None  # ready
-    assert loop.readiness(now + 45, 30) == "has not polled for 46s"
-    loop.stopped = True
-    assert loop.readiness(now, 30) == "stopped"
+    clock = [1000.0]
+    watch = ReadinessWatch(clock=lambda: clock[0])
+    now = 1001.0
+    assert watch.reason(now, 30) == "has not polled yet"
+    watch.polled()
+    assert watch.reason(now, 30).startswith("holds no partition")
+    watch.assigned([TopicPartition("chat-messages", 0)])
+    assert watch.reason(now, 30) is None  # ready
+    assert watch.reason(now + 45, 30) == "has not polled for 46s"
+    watch.stopped = True
+    assert watch.reason(now, 30) == "stopped"
 
 
 async def request(port: int, raw: bytes) -> tuple[int, bytes]:
@@ -54,14 +57,15 @@ async def request(port: int, raw: bytes) -> tuple[int, bytes]:
 async def test_the_endpoint_answers_health_readiness_metrics_and_refuses_the_rest():
     ready, stuck = a_loop("chat-messages"), a_loop("typing-events")
     for loop in (ready, stuck):
-        loop.last_poll, loop.assignment = time.monotonic(), {("chat-messages", 0), ("chat-messages", 1)}
+        loop.readiness.last_poll = time.monotonic()
+        loop.readiness.assignment = {("chat-messages", 0), ("chat-messages", 1)}
     http = BridgeHttp([ready, stuck], max_poll_gap=30)
     _host, port = await http.start("127.0.0.1", 0)
     try:
         assert await request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") == (200, b'{"status": "ok"}')
         status, body = await request(port, b"GET /readyz HTTP/1.1\r\n\r\n")
         assert (status, json.loads(body)) == (200, {"status": "ok", "loops": {"chat-messages": 2, "typing-events": 2}})
-        stuck.last_poll = time.monotonic() - 31
+        stuck.readiness.last_poll = time.monotonic() - 31
         status, body = await request(port, b"GET /readyz?verbose=1 HTTP/1.1\r\n\r\n")
         assert status == 503
         assert json.loads(body) == {"status": "unavailable", "failing": {"typing-events": "has not polled for 31s"}}
@@ -71,7 +75,7 @@ async def test_the_endpoint_answers_health_readiness_metrics_and_refuses_the_res
         # Each loop's readiness as /readyz just said it, read when scraped.
         assert b'kafka_bridge_loop_ready{loop="chat-messages"} 1.0' in body
         assert b'kafka_bridge_loop_ready{loop="typing-events"} 0.0' in body
-        stuck.last_poll = time.monotonic()
+        stuck.readiness.last_poll = time.monotonic()
         _status, body = await request(port, b"GET /metrics HTTP/1.1\r\n\r\n")
         assert b'kafka_bridge_loop_ready{loop="typing-events"} 1.0' in body
         assert await request(port, b"HEAD /metrics HTTP/1.1\r\n\r\n") == (200, b"")

@@ -2,8 +2,8 @@
 
 import re
 
-from kafka_bridge.bridge import describe_loops
-from kafka_bridge.registry import loops
+from kafka_bridge.consume.bridge import describe_loops
+from kafka_bridge.consume.registry import loops
 
 
 def loop_names_in(line: str) -> list[str]:

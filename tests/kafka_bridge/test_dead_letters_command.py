@@ -8,8 +8,8 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from kafka_bridge.dead_letters import read_dead_letters
-from kafka_bridge.loop import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
+from kafka_bridge.consume.records import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC
+from kafka_bridge.operate.dead_letters import read_dead_letters
 from messaging.events import TYPING_EVENTS
 from tests.support.stack import COORDINATOR_WARMING_UP, ROOT, require_env
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from kafka_bridge.consume.registry import topics
 from kafka_bridge.payloads import PayloadError, Unprocessable, camel
-from kafka_bridge.registry import topics
 from messaging.events import (
     CHAT_MESSAGES,
     MESSAGE_STATUS_EVENTS,

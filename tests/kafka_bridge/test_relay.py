@@ -1,15 +1,15 @@
 """The outbox relay with a stand-in producer: what it publishes, deletes, keeps and sends again."""
 
-import time
-
 import pytest
 from confluent_kafka import KafkaError
 from django.db import transaction
 
 from kafka_bridge.models import OutboxRecord
-from kafka_bridge.outbox import outbox_enqueue
-from kafka_bridge.relay import FatalProducerError, OutboxRelay, Outcome
+from kafka_bridge.produce.outbox import outbox_enqueue
+from kafka_bridge.produce.relay import OutboxRelay
+from kafka_bridge.produce.sweep import FatalProducerError, Outcome
 from messaging.events import TYPING_EVENTS, TypingEvent
+from tests.support.waiting import wait_until
 
 
 class FakeMessage:
@@ -63,13 +63,6 @@ def remaining():
     return [TypingEvent.decode(bytes(r.value)).conversation_id for r in OutboxRecord.objects.order_by("id")]
 
 
-def wait_until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return condition()
-
-
 @pytest.fixture
 def sweep_at_once(settings):
     settings.OUTBOX_SWEEP_AFTER_SECONDS = 0
@@ -114,7 +107,7 @@ def test_a_fatal_producer_error_keeps_everything(db, sweep_at_once):
 @pytest.fixture
 def running_relay(settings):
     """This process's relay, started with stand-in producers; yields the producers it made."""
-    from kafka_bridge import relay as relay_module
+    from kafka_bridge.produce import relay as relay_module
 
     settings.OUTBOX_RELAY_AUTOSTART = True
     settings.OUTBOX_SWEEP_AFTER_SECONDS = 60  # only what this process publishes itself
@@ -149,7 +142,7 @@ def running_relay(settings):
 @pytest.mark.django_db(transaction=True)
 def test_a_commit_is_published_at_once_and_deleted_once_acknowledged(running_relay):
     enqueue("c0", "c1")
-    assert wait_until(lambda: not OutboxRecord.objects.exists())
+    wait_until(lambda: not OutboxRecord.objects.exists(), 10, every=0.02)
     assert running_relay.made[0].produced == ["c0", "c1"]
 
 
@@ -159,7 +152,7 @@ def test_a_rollback_publishes_nothing(running_relay):
         outbox_enqueue(topic=TYPING_EVENTS, payload=TypingEvent("rolled-back", "1", True, 0))
         raise RuntimeError
     enqueue("kept")  # the control: a commit does go out
-    assert wait_until(lambda: not OutboxRecord.objects.exists())
+    wait_until(lambda: not OutboxRecord.objects.exists(), 10, every=0.02)
     assert running_relay.made[0].produced == ["kept"]
 
 
@@ -167,12 +160,12 @@ def test_a_rollback_publishes_nothing(running_relay):
 def test_a_failed_record_goes_again_before_later_commits(running_relay):
     running_relay.failures[:] = [{0: KafkaError(KafkaError._MSG_TIMED_OUT)}]
     enqueue("first")  # fails once: the relay pauses direct publishing and sends it again
-    assert wait_until(lambda: len(running_relay.made[0].produced) == 2)
+    wait_until(lambda: len(running_relay.made[0].produced) == 2, 10, every=0.02)
     enqueue("second")
-    assert wait_until(lambda: not OutboxRecord.objects.exists())
+    wait_until(lambda: not OutboxRecord.objects.exists(), 10, every=0.02)
     # Sent again before the later commit, which went through the sweep, not around it.
     assert running_relay.made[0].produced == ["first", "first", "second"]
-    assert wait_until(lambda: not running_relay.paused)
+    wait_until(lambda: not running_relay.paused, 10, every=0.02)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -180,6 +173,6 @@ def test_the_relay_replaces_a_producer_that_failed_for_good(running_relay):
     fatal = KafkaError(KafkaError._FATAL, fatal=True)
     running_relay.failures[:] = [{0: fatal, 1: fatal}, {}]  # a fatal error fails all it holds
     enqueue("c0", "c1")
-    assert wait_until(lambda: not OutboxRecord.objects.exists())
+    wait_until(lambda: not OutboxRecord.objects.exists(), 10, every=0.02)
     assert len(running_relay.made) == 2
     assert running_relay.made[1].produced == ["c0", "c1"]

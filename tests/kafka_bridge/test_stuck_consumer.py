@@ -1,4 +1,4 @@
-"""A loop replaces a stuck consumer: one that holds its partitions but delivers nothing while records
+"""A loop's driver replaces a stuck Kafka consumer: one that holds its partitions but delivers nothing while records
 arrive, or one that cannot get back into its group.
 
 The wedge librdkafka can get into after a broker restart cannot be made on
@@ -18,13 +18,14 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import REGISTRY
 
-from kafka_bridge import loop as loop_module
-from kafka_bridge.loop import RecordInfo, StuckWatch, TopicLoop
+from kafka_bridge.consume.driver import LoopDriver
+from kafka_bridge.consume.records import RecordInfo
+from kafka_bridge.consume.watchers import StuckWatch
 from kafka_bridge.topics import Topic
 from messaging.events import TypingEvent
 
 
-def restarts(loop: TopicLoop) -> float:
+def restarts(loop: LoopDriver) -> float:
     value = REGISTRY.get_sample_value(
         "kafka_bridge_consumer_restarts_total", {"loop": loop.name, "topic": loop.topic.name}
     )
@@ -56,11 +57,11 @@ async def test_a_consumer_that_delivers_nothing_while_records_arrive_is_replaced
         producer.produce(name, key=b"c", value=event.encode())
         producer.flush(10)
 
-    loop = TopicLoop(topic, handle, dead_letter_producer=None, group_id=f"group-{name}")  # type: ignore[arg-type]
+    loop = LoopDriver(topic, handle, dead_letter_producer=None, group_id=f"group-{name}")  # type: ignore[arg-type]
     stopping = asyncio.Event()
     running = asyncio.create_task(loop.run(stopping))
     try:
-        await eventually(lambda: loop.assignment, 30, "the loop never got its partition")
+        await eventually(lambda: loop.readiness.assignment, 30, "the loop never got its partition")
         send(1)
         await eventually(lambda: handled == [1], 30, "the healthy consumer did not deliver")
         # Idle with nothing new: no replacement, however long it waits.
@@ -99,14 +100,13 @@ class Unassigned:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
 
 
-def test_a_consumer_that_cannot_rejoin_its_group_is_replaced_and_a_steady_idle_one_is_not(monkeypatch):
+def test_a_consumer_that_cannot_rejoin_its_group_is_replaced_and_a_steady_idle_one_is_not():
     clock = [1000.0]
-    monkeypatch.setattr(loop_module.time, "monotonic", lambda: clock[0])
     steady = json.dumps({"cgrp": {"state": "up", "join_state": "steady", "assignment_size": 0}})
     rejoining = json.dumps({"cgrp": {"state": "up", "join_state": "wait-join", "assignment_size": 0}})
 
     def watch_for(seconds: float, statistics: str, consumer: Unassigned) -> list[str | None]:
-        watch = StuckWatch(10.0)
+        watch = StuckWatch(10.0, clock=lambda: clock[0])
         report = watch.new_consumer()
         verdicts = []
         for _ in range(int(seconds / 5)):  # librdkafka reports every 5 s; the loop asks after every empty poll

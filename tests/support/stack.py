@@ -68,7 +68,7 @@ def loop_group_suffixes() -> set[str]:
     if not settings.configured:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat_project.settings")
         django.setup()
-    from kafka_bridge.registry import loops
+    from kafka_bridge.consume.registry import loops
 
     return {spec.group_suffix for spec in loops().values()}
 
@@ -81,7 +81,7 @@ def start_group_at_end(group: str) -> None:
     API sets a group's offsets without joining it (a bare commit from outside
     the group is refused for some group names on this broker).
     """
-    from kafka_bridge.registry import topics
+    from kafka_bridge.consume.registry import topics
 
     bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}-probe"})
@@ -300,8 +300,8 @@ class Stack:
         self.procs.clear()
 
     def wait_loop_caught_up(self, loop: str, timeout: float = 60.0) -> None:
-        """Wait until the bridge's loop named `loop` (see kafka_bridge.registry) has handled every record so far."""
-        from kafka_bridge.registry import loops
+        """Wait until the bridge's loop named `loop` (see consume/registry.py) has handled every record so far."""
+        from kafka_bridge.consume.registry import loops
 
         spec = loops()[loop]
         wait_group_caught_up(self.env()["KAFKA_CONSUMER_GROUP"] + spec.group_suffix, spec.topic.name, timeout)

@@ -2,8 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kafka_bridge.dead_letters import NothingToReplay, OffsetRange, read_dead_letters, replay_dead_letters
-from kafka_bridge.registry import topic_named, topics
+from kafka_bridge.consume.registry import topic_named, topics
+from kafka_bridge.operate.dead_letters import NothingToReplay, OffsetRange, read_dead_letters, replay_dead_letters
 
 
 def parse_offset(raw: str) -> OffsetRange:

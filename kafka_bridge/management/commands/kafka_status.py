@@ -5,7 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from kafka_bridge.status import DEFAULT_TIMEOUT_SECONDS, KafkaStatus, kafka_status
+from kafka_bridge.operate.report import KafkaReport
+from kafka_bridge.operate.report_reader import DEFAULT_TIMEOUT_SECONDS, kafka_report
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -15,11 +16,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
 
 
-def render(status: KafkaStatus) -> str:
-    """Return the status as tables for people."""
-    lines = [f"Broker {status.broker}: {'reachable' if status.reachable else 'UNREACHABLE'}"]
-    lines.append(f"Outbox: {status.outbox_depth} record(s) waiting for the broker")
-    if not status.reachable:
+def render(report: KafkaReport) -> str:
+    """Return the report as tables for people."""
+    lines = [f"Broker {report.broker}: {'reachable' if report.reachable else 'UNREACHABLE'}"]
+    lines.append(f"Outbox: {report.outbox_depth} record(s) waiting for the broker")
+    if not report.reachable:
         return "\n".join(lines)
     lines += ["", "Topics"]
     lines += table(
@@ -35,14 +36,14 @@ def render(status: KafkaStatus) -> str:
                 p.end_offset,
                 topic.retention,
             ]
-            for topic in status.topics
+            for topic in report.topics
             for p in topic.partitions
         ],
     )
-    if status.missing_topics:
-        lines.append(f"  missing (run kafka_topics): {', '.join(status.missing_topics)}")
+    if report.missing_topics:
+        lines.append(f"  missing (run kafka_topics): {', '.join(report.missing_topics)}")
     lines += ["", "Consumer groups"]
-    for group in status.groups:
+    for group in report.groups:
         members = ", ".join(group.members) or "no members"
         lines.append(
             f"  {group.group}: {group.state}, lag {group.lag} ({members}){' ' + group.error if group.error else ''}"
@@ -57,7 +58,7 @@ def render(status: KafkaStatus) -> str:
     lines += ["", "Dead letters"]
     lines += table(
         ["TOPIC", "DEAD-LETTER TOPIC", "TOTAL", "WAITING"],
-        [[d.topic, d.dead_letter_topic, d.total, d.waiting] for d in status.dead_letters],
+        [[d.topic, d.dead_letter_topic, d.total, d.waiting] for d in report.dead_letters],
     )
     return "\n".join(lines)
 
@@ -84,12 +85,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            status = kafka_status(group_base=options["group"], timeout=options["timeout"])
+            report = kafka_report(group_base=options["group"], timeout=options["timeout"])
         except DatabaseError as exc:
             raise CommandError(f"Could not read the outbox: {exc}") from exc
         if options["json"]:
-            self.stdout.write(json.dumps(status.as_json(), indent=2))
+            self.stdout.write(json.dumps(report.as_json(), indent=2))
         else:
-            self.stdout.write(render(status))
-        if not status.reachable:
-            raise CommandError(f"Kafka broker at {status.broker} is unreachable: {status.error}")
+            self.stdout.write(render(report))
+        if not report.reachable:
+            raise CommandError(f"Kafka broker at {report.broker} is unreachable: {report.error}")

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kafka_bridge.admin_ops import ensure_topics
+from kafka_bridge.operate.provisioning import ensure_topics
 
 
 class Command(BaseCommand):

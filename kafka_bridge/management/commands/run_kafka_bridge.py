@@ -3,8 +3,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kafka_bridge.bridge import run_bridge
-from kafka_bridge.registry import loops
+from kafka_bridge.consume.bridge import run_bridge
+from kafka_bridge.consume.registry import loops
 
 
 class Command(BaseCommand):

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from core.errors import ValidationFailed
-from kafka_bridge.relay import process_relay
+from kafka_bridge.produce.relay import process_relay
 from notifications.limits import MAX_CONTENT_CHARS, MAX_TITLE_CHARS
 from notifications.services import notification_broadcast_system, notification_send_system
 

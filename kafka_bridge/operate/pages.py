@@ -1,10 +1,11 @@
 """The operations page in the admin: the broker, lag, dead letters, outbox depth and throughput.
 
 Staff see it at /admin/kafka/ (linked from the admin's home page). It reads
-`kafka_bridge.status`, the same functions as `manage.py kafka_status`, and
-the messages table for the messages sent per minute. Replaying dead letters
-is for superusers, after a confirmation page, and replays through the same
-function as `dead_letters replay`: only the letters the confirmation showed.
+the Kafka report (report.py) through the same functions as `manage.py
+kafka_status`, and the messages sent per minute through the selector the
+project's URLs hand in. Replaying dead letters is for superusers, after a
+confirmation page, and replays through the same function as `dead_letters
+replay`: only the letters the confirmation showed.
 
 The views are async: the broker calls (up to seconds when it is down, longer
 for a replay) run on threads of their own, never on the one thread that
@@ -17,7 +18,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from functools import wraps
+from datetime import datetime
+from functools import partial, wraps
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -32,11 +34,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
-from kafka_bridge.dead_letters import read_dead_letters, replay_dead_letters_before
-from kafka_bridge.registry import topic_named
-from kafka_bridge.status import broker_status, outbox_depth
-from kafka_bridge.topics import Topic
-from messaging.selectors import messages_per_minute
+from ..consume.registry import topic_named
+from ..models import outbox_depth
+from ..topics import Topic
+from .dead_letters import read_dead_letters, replay_dead_letters_before
+from .report_reader import broker_report
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ REPLAY_URL_NAME = "admin-kafka-replay"
 
 
 AsyncView = Callable[..., Awaitable[HttpResponse]]
+# Messages sent in each of the last `minutes` minutes, oldest first (the current one so far).
+MessagesPerMinute = Callable[..., list[tuple[datetime, int]]]
 
 
 def staff_view(view: AsyncView) -> AsyncView:
@@ -66,18 +70,19 @@ def staff_view(view: AsyncView) -> AsyncView:
     return csrf_protect(never_cache(inner))
 
 
-async def kafka_status_page(request: HttpRequest) -> HttpResponse:
+async def kafka_status_page(request: HttpRequest, *, messages_per_minute: MessagesPerMinute) -> HttpResponse:
     """Show the broker, topics, lag per group and partition, dead letters, outbox depth and throughput."""
-    status, depth, throughput, context = await asyncio.gather(
-        asyncio.to_thread(broker_status, timeout=PAGE_TIMEOUT_SECONDS),
+    report, depth, throughput, context = await asyncio.gather(
+        asyncio.to_thread(broker_report, timeout=PAGE_TIMEOUT_SECONDS),
         sync_to_async(outbox_depth)(),
-        sync_to_async(_throughput)(),
+        sync_to_async(_throughput)(messages_per_minute),
         sync_to_async(admin.site.each_context)(request),
     )
     context.update(
         {
             "title": "Kafka status",
-            "status": replace(status, outbox_depth=depth),
+            # The page and its template call it the status; it is the Kafka report.
+            "status": replace(report, outbox_depth=depth),
             "throughput": throughput,
             "can_replay": await _can_replay(request),
         }
@@ -160,7 +165,7 @@ def parse_ends(raw: str) -> dict[int, int] | None:
     return ends or None
 
 
-def _throughput() -> list[dict[str, object]]:
+def _throughput(messages_per_minute: MessagesPerMinute) -> list[dict[str, object]]:
     """Return the messages of each of the last minutes, with their rate per second, newest first."""
     now = timezone.now()
     rows = []
@@ -171,11 +176,16 @@ def _throughput() -> list[dict[str, object]]:
     return rows[::-1]
 
 
-def admin_urls() -> list[URLPattern]:
-    """Return the page's URLs, behind the admin's staff login; list them before the admin's own."""
+def admin_urls(*, messages_per_minute: MessagesPerMinute) -> list[URLPattern]:
+    """Return the page's URLs, behind the admin's staff login; list them before the admin's own.
+
+    `messages_per_minute` counts the messages sent (the chat's own selector):
+    this package knows no app, the project's URLs hand it in.
+    """
+    status_page = partial(kafka_status_page, messages_per_minute=messages_per_minute)
     # django-stubs types views as synchronous; Django serves async views as well.
     return [
-        path("admin/kafka/", staff_view(kafka_status_page), name=STATUS_URL_NAME),  # type: ignore[arg-type]
+        path("admin/kafka/", staff_view(status_page), name=STATUS_URL_NAME),  # type: ignore[arg-type]
         path(
             "admin/kafka/dead-letters/<str:topic_name>/replay/",
             staff_view(replay_page),  # type: ignore[arg-type]

@@ -25,8 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from core.errors import error_body
 
-from .loop import TopicLoop
-from .metrics import BRIDGE_REGISTRY, LoopReadyCollector
+from ..metrics import BRIDGE_REGISTRY, LoopReadyCollector
+from .driver import LoopDriver
 
 logger = logging.getLogger(__name__)
 
@@ -37,25 +37,25 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
 JSON = "application/json"
 
 
-def loop_readiness(loops: Sequence[TopicLoop[Any]], max_poll_gap: float) -> dict[str, str | None]:
+def loop_readiness(loops: Sequence[LoopDriver[Any]], max_poll_gap: float) -> dict[str, str | None]:
     """Return why each loop is not ready, by name (None for a ready one)."""
     now = time.monotonic()
-    return {loop.name: loop.readiness(now, max_poll_gap) for loop in loops}
+    return {loop.name: loop.readiness.reason(now, max_poll_gap) for loop in loops}
 
 
-def readiness(loops: Sequence[TopicLoop[Any]], max_poll_gap: float) -> tuple[bool, dict[str, Any]]:
+def readiness(loops: Sequence[LoopDriver[Any]], max_poll_gap: float) -> tuple[bool, dict[str, Any]]:
     """Return whether every loop is ready, and the /readyz body saying why not."""
     reasons = loop_readiness(loops, max_poll_gap)
     failing = {name: reason for name, reason in reasons.items() if reason is not None}
     if failing:
         return False, {"status": "unavailable", "failing": failing}
-    return True, {"status": "ok", "loops": {loop.name: len(loop.assignment) for loop in loops}}
+    return True, {"status": "ok", "loops": {loop.name: len(loop.readiness.assignment) for loop in loops}}
 
 
 class BridgeHttp:
-    """Serve /metrics, /healthz and /readyz for the given loops."""
+    """Serve /metrics, /healthz and /readyz for the given loops (their drivers)."""
 
-    def __init__(self, loops: Sequence[TopicLoop[Any]], *, max_poll_gap: float) -> None:
+    def __init__(self, loops: Sequence[LoopDriver[Any]], *, max_poll_gap: float) -> None:
         self.loops = loops
         self.max_poll_gap = max_poll_gap
         self._server: asyncio.Server | None = None

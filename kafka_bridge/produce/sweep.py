@@ -1,29 +1,4 @@
-"""The outbox relay: gets committed outbox records to Kafka, fast and in order.
-
-Publishing is done by the process that committed the records, right after
-its commit (`publish`): no lock, no extra query, the broker round trip
-overlaps the next sends. The outbox row is the safety net: it is deleted
-only after the broker acknowledged the record, so a record whose process
-died first is still there, and the sweep sends it.
-
-Every long-running process (web, bridge) starts one relay thread from its
-entry point; nothing else starts it, so a commit in a one-off command
-starts no thread. It serves
-the producer's delivery reports, deletes acknowledged records in batches,
-and twice a second sweeps the outbox for records older than
-OUTBOX_SWEEP_AFTER_SECONDS (left by a process that died, or by one that
-does not relay) under a deployment-wide lock, so that only one relay sweeps
-at a time.
-
-Order. The key keeps one conversation in one partition, and a producer
-appends to a partition in the order it was given records. One conversation's
-commits are serialized by its row lock, so they reach `publish` in seq
-order, and a producer that never gives up on a record while its process
-lives (`message.timeout.ms` 0) keeps that order through broker outages. A
-record sent twice (its process died after the broker took it, or a sweep
-raced the committing process) arrives twice; consumers and clients drop
-repeats by id, and as every copy travels in order, the first copies still
-arrive in order.
+"""The outbox relay's own producing, and its sweep: what it could not publish directly, and what others left.
 
 When this process's producer cannot take a record (its queue is full after a
 long outage) or reports one failed (an error no retry cures), the relay
@@ -31,17 +6,19 @@ pauses direct publishing: the records it could not get out, and those its
 process commits meanwhile, go with the relay's own sweep, in id order, once
 the producer's queue has drained; direct publishing resumes when none are
 left.
+
+The sweep sends records in id order: by one relay of the deployment at a
+time (`relay_lock`) for what is older than OUTBOX_SWEEP_AFTER_SECONDS, and
+by this relay alone for its own records while it is paused.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import enum
 import fcntl
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from functools import partial
@@ -49,31 +26,20 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from core.logs import set_thread_role
-
-from .clients import relay_producer
-from .metrics import producer_error
-from .models import OutboxRecord
+from ..metrics import producer_error
+from ..models import OutboxRecord
 from .origin import OWN_HEADERS
 
 logger = logging.getLogger(__name__)
 
 SWEEP_BATCH_SIZE = 500
+# How often a relay looks for records left in the outbox.
 SWEEP_INTERVAL_SECONDS = 0.5
-# How long the relay thread waits for delivery reports before looking at the clock again.
-POLL_SECONDS = 0.05
-# Acknowledged records are deleted in one statement per batch, at most this often...
-DELETE_INTERVAL_SECONDS = 0.05
-# ...or as soon as this many are waiting.
-DELETE_BATCH_SIZE = 1000
-MAX_BACKOFF_SECONDS = 5.0
 # How long a sweep waits for the broker to acknowledge what it produced.
 SWEEP_FLUSH_SECONDS = 10.0
-# How long stopping waits for the broker to acknowledge what is in flight.
-STOP_FLUSH_SECONDS = 10.0
 # Any constant shared by all relays; it names the lock in pg_locks.
 PG_LOCK_KEY = 7_226_001
 # Ids of records left to the sweep that a paused relay remembers; the rest waits for the age-based sweep.
@@ -121,17 +87,14 @@ def relay_lock() -> Iterator[bool]:
         yield True
 
 
-class OutboxRelay:
-    """Publishes this process's commits at once, deletes what the broker took, and sweeps what others left."""
+class RelaySweep:
+    """Produces outbox records, keeps what the broker took for deletion, and sweeps what is left, in id order."""
 
-    def __init__(self, producer_factory: Callable[[], Producer] = relay_producer) -> None:
+    def __init__(self, producer_factory: Callable[[], Producer]) -> None:
         self._producer_factory = producer_factory
         self._producer: Producer | None = None
+        # Set to make the relay thread look at the outbox now.
         self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self._exit_hook = False
         # Held while choosing between publishing directly and leaving records to the sweep.
         self._mode_lock = threading.Lock()
         self._paused = False
@@ -140,59 +103,10 @@ class OutboxRelay:
         self._acked: list[int] = []
         self._fatal: str | None = None
 
-    ### Lifecycle ###
-
-    def start(self) -> None:
-        """Start the thread if it is not running yet."""
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._stopping.clear()
-                self._producer = self._producer or self._producer_factory()
-                self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
-                self._thread.start()
-                # Wait for the broker's verdict on what is in flight before the
-                # process exits, so that a record it took is not sent again.
-                if not self._exit_hook:
-                    atexit.register(self.stop, 5.0)
-                    self._exit_hook = True
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and not self._stopping.is_set()
-
     @property
     def paused(self) -> bool:
         """Whether direct publishing is paused (records go through the sweep)."""
         return self._paused
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """Flush what is in flight, delete what the broker took, and stop the thread."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    ### Publishing ###
-
-    def publish(self, records: list[OutboxRecord]) -> None:
-        """Produce committed records now (called right after their commit, on any thread)."""
-        with self._mode_lock:
-            producer = self._producer
-            if producer is None or not self.running:
-                return  # a relay that does not run publishes nothing; the sweep of others does
-            if self._paused:
-                self._leave_to_sweep(r.id for r in records)
-                return
-            for index, record in enumerate(records):
-                try:
-                    self._produce(producer, record)
-                except BufferError:
-                    # The queue is full (a long outage): what did not fit waits in the
-                    # outbox, and publishing later records directly would overtake it.
-                    logger.warning("Kafka producer queue full; records wait in the outbox")
-                    self._paused = True
-                    self._leave_to_sweep(r.id for r in records[index:])
-                    return
 
     def _leave_to_sweep(self, ids: Iterable[int]) -> None:
         # Memory stays bounded in an endless outage; what is not remembered here
@@ -228,52 +142,6 @@ class OutboxRelay:
         with self._mode_lock:
             self._paused = True
             self._leave_to_sweep([record_id])
-
-    ### The relay thread ###
-
-    def _run(self) -> None:
-        set_thread_role("relay")
-        backoff = 0.1
-        next_sweep = 0.0
-        last_delete = time.monotonic()
-        while not self._stopping.is_set():
-            producer = self._producer
-            assert producer is not None
-            try:
-                producer.poll(POLL_SECONDS)  # delivery reports: fills self._acked
-                now = time.monotonic()
-                if len(self._acked) >= DELETE_BATCH_SIZE or now - last_delete >= DELETE_INTERVAL_SECONDS:
-                    self._delete_acked()
-                    last_delete = now
-                if self._fatal is not None:
-                    self._replace_producer()
-                    continue
-                # Only with nothing of ours in flight: a sweep then never overtakes our own records.
-                if (self._wake.is_set() or now >= next_sweep) and len(producer) == 0:
-                    self._wake.clear()
-                    outcome = self.sweep()
-                    if outcome is Outcome.FAILED:
-                        next_sweep, backoff = now + backoff, min(backoff * 2, MAX_BACKOFF_SECONDS)
-                    else:
-                        backoff = 0.1
-                        next_sweep = now + (0.0 if outcome is Outcome.SENT else SWEEP_INTERVAL_SECONDS)
-            except Exception:
-                logger.exception("Outbox relay pass failed")
-                next_sweep = time.monotonic() + backoff
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            finally:
-                close_old_connections()
-        self._finish()
-
-    def _finish(self) -> None:
-        if self._producer is not None:
-            self._producer.flush(STOP_FLUSH_SECONDS)
-        try:
-            self._delete_acked()
-        except Exception:  # the records stay in the outbox and go again; never lost
-            logger.exception("Could not delete acknowledged outbox records on the way out")
-        finally:
-            close_old_connections()
 
     def _delete_acked(self) -> None:
         if not self._acked:
@@ -341,22 +209,3 @@ class OutboxRelay:
         delivered = set(self._acked)
         self._delete_acked()
         return Outcome.SENT if all(record.id in delivered for record in batch) else Outcome.FAILED
-
-
-_relay = OutboxRelay()
-
-
-def publish_on_commit(records: list[OutboxRecord]) -> None:
-    """Publish records from this process's relay right after the current transaction commits.
-
-    Only a process whose entry point started the relay (web, bridge, a command
-    that asks for it) publishes; in any other, a commit starts no thread and
-    the records go with the servers' sweep.
-    """
-    if _relay.running:
-        transaction.on_commit(partial(_relay.publish, records))
-
-
-def process_relay() -> OutboxRelay:
-    """Return this process's relay."""
-    return _relay

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from .clients import client_id, consumer_config, producer_config
-from .loop import H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC, headers_of, position
-from .topics import Topic
+from ..consume.records import DEAD_LETTER_HEADER_PREFIX, H_ERROR, H_OFFSET, H_PARTITION, H_TOPIC, headers_of, position
+from ..produce.clients import client_id, consumer_config, producer_config
+from ..topics import Topic
 
 REPLAY_GROUP = "dead-letter-replay"
-DLT_HEADER_PREFIX = "dlt."
 TIMEOUT_SECONDS = 10.0
 
 
@@ -157,7 +156,7 @@ def replay_dead_letters(
             topic.name,
             key=letter.key,
             value=letter.value,
-            headers=[(k, v) for k, v in letter.headers if not k.startswith(DLT_HEADER_PREFIX)],
+            headers=[(k, v) for k, v in letter.headers if not k.startswith(DEAD_LETTER_HEADER_PREFIX)],
             on_delivery=lambda err, _msg: failures.append(err) if err else None,
         )
     producer.flush(TIMEOUT_SECONDS * 3)

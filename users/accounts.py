@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -14,14 +11,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import validated
-from core.errors import ValidationFailed
 from core.parsing import iso_utc
 from core.ratelimit import client_address
-from users.throttles import login_with_password, register_attempt
-from users.tokens import token_expires_at, token_issue
-from users.usernames import check_username, username_taken
 
-User = get_user_model()
+from .services import user_register
+from .throttles import login_with_password, register_attempt
+from .tokens import token_expires_at, token_issue
 
 
 class CredentialsIn(serializers.Serializer):
@@ -41,22 +36,6 @@ class TokenOut(serializers.Serializer):
 
 def user_wire(user: AbstractBaseUser) -> dict[str, str]:
     return {"id": str(user.pk), "username": user.get_username()}
-
-
-def user_register(*, username: str, password: str) -> AbstractBaseUser:
-    """Create an account; raise ValidationFailed on a taken name (in any case) or a weak password."""
-    username = check_username(username)
-    try:
-        password_validation.validate_password(password, User(username=username))
-    except DjangoValidationError as exc:
-        raise ValidationFailed({"detail": exc.messages}) from None
-    if username_taken(username):
-        raise ValidationFailed({"username": "This username is taken."})
-    try:
-        with transaction.atomic():
-            return User.objects.create_user(username=username, password=password)
-    except IntegrityError:
-        raise ValidationFailed({"username": "This username is taken."}) from None
 
 
 class RegisterView(APIView):

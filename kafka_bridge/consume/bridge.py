@@ -1,9 +1,9 @@
-"""The bridge process: the consumer loops the apps registered, plus an outbox relay.
+"""The bridge process: the loops the apps registered, plus an outbox relay.
 
 `run_kafka_bridge` calls `run_bridge`. The apps declare their loops (each
-app's `kafka.py`, see registry.py); this module owns the signal handling:
-SIGTERM or SIGINT lets every loop finish the record in hand, commit, and
-close, well within 10 seconds.
+app's `kafka.py`, see registry.py), each run by a driver (driver.py); this
+module owns the signal handling: SIGTERM or SIGINT lets every loop finish
+the record in hand, commit, and close, well within 10 seconds.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from collections.abc import Iterable
 from confluent_kafka import Producer
 from django.conf import settings
 
-from .bridge_http import BridgeHttp
-from .clients import client_id, producer_config, set_process_role
-from .loop import TopicLoop
-from .metrics import start_counting
+from ..metrics import start_counting
+from ..produce.clients import client_id, producer_config, set_process_role
+from ..produce.relay import process_relay
+from .driver import LoopDriver
+from .probes import BridgeHttp
 from .registry import LoopSpec
 from .registry import loops as registered_loops
-from .relay import process_relay
 
 logger = logging.getLogger(__name__)
 
@@ -41,16 +41,16 @@ def describe_loops(specs: Iterable[LoopSpec], group: str) -> str:
 async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, relay: bool = True) -> None:
     """Run the named loops until SIGTERM or SIGINT, then stop cleanly."""
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    event_loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+        event_loop.add_signal_handler(sig, stopping.set)
 
     set_process_role("bridge")
     dead_letters = Producer({**producer_config(), "client.id": client_id("dead-letters")})
     group = group_id or settings.KAFKA_CONSUMER_GROUP
     specs = [registered_loops()[name] for name in dict.fromkeys(loop_names)]
-    loops = [
-        TopicLoop(
+    drivers = [
+        LoopDriver(
             spec.topic,
             spec.handler,
             dead_letter_producer=dead_letters,
@@ -63,13 +63,13 @@ async def run_bridge(loop_names: Iterable[str], *, group_id: str | None = None, 
     for spec in specs:
         start_counting(spec.name, spec.topic.name)
     logger.info("Bridge running %d loops: %s", len(specs), describe_loops(specs, group))
-    http = BridgeHttp(loops, max_poll_gap=settings.BRIDGE_READY_POLL_SECONDS)
+    http = BridgeHttp(drivers, max_poll_gap=settings.BRIDGE_READY_POLL_SECONDS)
     host, port = await http.start(settings.BRIDGE_HTTP_HOST, settings.BRIDGE_HTTP_PORT)
     logger.info("Bridge HTTP endpoint on http://%s:%d (/metrics, /healthz, /readyz)", host, port)
     if relay:
         process_relay().start()
     try:
-        await asyncio.gather(*(t.run(stopping) for t in loops))
+        await asyncio.gather(*(driver.run(stopping) for driver in drivers))
     finally:
         stopping.set()
         await http.close()

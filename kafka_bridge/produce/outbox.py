@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from django.db import transaction
 
-from .models import OutboxRecord
-from .payloads import Payload
-from .topics import Topic
+from ..models import OutboxRecord
+from ..payloads import Payload
+from ..topics import Topic
 
 
 def outbox_enqueue(*, topic: Topic, payload: Payload, headers: dict[str, str] | None = None) -> None:

@@ -1,7 +1,8 @@
-"""Where the apps declare their topics and consumer loops, and the bridge finds them.
+"""Where the apps declare their topics and loops, and the bridge finds them.
 
-This package knows no app. Each app declares its topics next to their
-payloads (`register_topic`, in its `events.py`) and its consumer loops in a
+A loop is one topic read by one handler in one consumer group (driver.py
+runs it). This package knows no app. Each app declares its topics next to
+their payloads (`register_topic`, in its `events.py`) and its loops in a
 module named `kafka` (`register_loop`), the way the admin finds `admin.py`:
 `discover` imports the `kafka` module of every installed app, in the order
 of INSTALLED_APPS.
@@ -14,9 +15,9 @@ from typing import Any, TypeVar
 
 from django.utils.module_loading import autodiscover_modules
 
-from .loop import BatchHandler, Handler
-from .payloads import Payload
-from .topics import Topic
+from ..payloads import Payload
+from ..topics import Topic
+from .records import BatchHandler, Handler, one_by_one
 
 P = TypeVar("P", bound=Payload)
 
@@ -27,7 +28,7 @@ _discovered = False
 
 @dataclass(frozen=True)
 class LoopSpec:
-    """One consumer loop of the bridge: a topic, its handler, and its consumer group."""
+    """One loop of the bridge: a topic, its handlers, and its consumer group."""
 
     name: str
     topic: Topic[Any]
@@ -47,14 +48,22 @@ def register_topic(topic: Topic[P]) -> Topic[P]:
 def register_loop(
     name: str,
     topic: Topic[P],
-    handler: Handler[P],
+    handler: Handler[P] | None = None,
     *,
     group_suffix: str = "",
     batch_handler: BatchHandler[P] | None = None,
 ) -> None:
-    """Declare a consumer loop that `run_kafka_bridge` runs (under `name`, unique)."""
+    """Declare a loop that `run_kafka_bridge` runs (under `name`, unique), with a handler or a batch handler.
+
+    With only a batch handler, a record handled alone (after its batch
+    failed, or for its retries) goes to it as a batch of one.
+    """
     if name in _loops and _loops[name].topic is not topic:
         raise ValueError(f"Two consumer loops are called {name!r}")
+    if handler is None:
+        if batch_handler is None:
+            raise ValueError(f"The loop {name!r} needs a handler or a batch handler")
+        handler = one_by_one(batch_handler)
     _loops[name] = LoopSpec(name, topic, handler, group_suffix, batch_handler)
 
 
@@ -79,6 +88,6 @@ def topic_named(name: str) -> Topic[Any]:
 
 
 def loops() -> dict[str, LoopSpec]:
-    """Return every registered consumer loop by name, in the order declared."""
+    """Return every registered loop by name, in the order declared."""
     discover()
     return dict(_loops)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from .clients import admin_client
-from .registry import topics
-from .topics import DEAD_LETTER_RETENTION_MS
+from ..consume.registry import topics
+from ..produce.clients import admin_client
+from ..topics import DEAD_LETTER_RETENTION_MS
 
 TIMEOUT_SECONDS = 15.0
 

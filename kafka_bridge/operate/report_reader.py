@@ -1,33 +1,22 @@
-"""What the Kafka side of the system looks like now, for operators.
-
-One read gathers the broker's reachability, the project's topics (partitions,
-leaders, offsets, retention), the lag of each consumer group of the bridge,
-the dead letters waiting in each `<topic>.DLT`, and the outbox depth.
-`manage.py kafka_status` prints it; the staff page in the admin shows it.
-
-Lag is Kafka's own: the partition's end offset (high watermark) minus the
-group's committed offset, the number `kafka-consumer-groups --describe`
-prints. A partition the group never committed has no lag (`-` there, None
-here), whatever it holds.
-"""
+"""Reading the Kafka report (report.py) from the broker, the registry and the outbox."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec
 from django.conf import settings
 
-from .admin_ops import wanted_topics
-from .clients import base_config
+from ..consume.registry import loops, topics
+from ..models import outbox_depth
+from ..produce.clients import base_config
 from .dead_letters import REPLAY_GROUP
-from .models import OutboxRecord
-from .registry import loops, topics
-from .topics import DAY_MS
+from .provisioning import wanted_topics
+from .report import DeadLetterCount, GroupReport, KafkaReport, PartitionLag, PartitionReport, TopicReport
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 # What a broker answers about groups while it loads them (just started, or the first group ever).
@@ -41,105 +30,7 @@ RETRY_SECONDS = 0.2
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class PartitionStatus:
-    partition: int
-    leader: int
-    replicas: list[int]
-    in_sync: list[int]
-    start_offset: int
-    end_offset: int
-
-
-@dataclass(frozen=True)
-class TopicStatus:
-    name: str
-    retention_ms: int | None
-    partitions: list[PartitionStatus]
-
-    @property
-    def records(self) -> int:
-        """Return how many records the topic holds (within retention)."""
-        return sum(p.end_offset - p.start_offset for p in self.partitions)
-
-    @property
-    def retention(self) -> str:
-        """Return the retention for people: 7d, 1min."""
-        return format_retention(self.retention_ms)
-
-
-@dataclass(frozen=True)
-class PartitionLag:
-    topic: str
-    partition: int
-    committed: int | None
-    end_offset: int
-    lag: int | None
-
-
-@dataclass(frozen=True)
-class GroupStatus:
-    group: str
-    state: str
-    # The client ids of the group's members: which loops and processes consume now.
-    members: list[str]
-    partitions: list[PartitionLag]
-    # Why the group could not be read ('' when it was).
-    error: str = ""
-
-    @property
-    def lag(self) -> int:
-        """Return the group's total lag over the partitions it committed."""
-        return sum(p.lag for p in self.partitions if p.lag is not None)
-
-
-@dataclass(frozen=True)
-class DeadLetterCount:
-    topic: str
-    dead_letter_topic: str
-    # Records the dead-letter topic holds, replayed or not.
-    total: int
-    # Those not replayed yet (after the replay group's committed offset); None when that could not be read.
-    waiting: int | None
-
-
-@dataclass(frozen=True)
-class KafkaStatus:
-    broker: str
-    reachable: bool
-    error: str = ""
-    topics: list[TopicStatus] = field(default_factory=list)
-    missing_topics: list[str] = field(default_factory=list)
-    groups: list[GroupStatus] = field(default_factory=list)
-    dead_letters: list[DeadLetterCount] = field(default_factory=list)
-    outbox_depth: int | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        """Return the status as JSON-ready data, in the project's camelCase."""
-        data = _camel(asdict(self))
-        for topic, status in zip(data["topics"], self.topics, strict=True):
-            topic["records"] = status.records
-        for group, group_status in zip(data["groups"], self.groups, strict=True):
-            group["lag"] = group_status.lag
-        return data
-
-
-def format_retention(ms: int | None) -> str:
-    """Return a retention in its largest whole unit (7d, 1h, 60s); -1 is forever."""
-    if ms is None:
-        return "?"
-    if ms < 0:
-        return "forever"
-    for unit, size in (("d", DAY_MS), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
-        if ms and ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
-
-
-### Reading ###
-
-
-def status_admin_client(timeout: float = DEFAULT_TIMEOUT_SECONDS) -> AdminClient:
+def report_admin_client(timeout: float = DEFAULT_TIMEOUT_SECONDS) -> AdminClient:
     """Return an AdminClient that gives up on an absent broker within `timeout`, without logging every retry."""
     return AdminClient(
         {
@@ -163,32 +54,27 @@ def project_groups(base: str | None = None) -> dict[str, list[str]]:
     return groups
 
 
-def outbox_depth() -> int:
-    """Return how many outbox records wait for the broker's acknowledgement."""
-    return OutboxRecord.objects.count()
-
-
-def kafka_status(
+def kafka_report(
     *, group_base: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS, admin: AdminClient | None = None
-) -> KafkaStatus:
+) -> KafkaReport:
     """Read the broker, topics, group lag, dead letters and outbox depth; unreachable is a status, not an error."""
-    return replace(broker_status(group_base=group_base, timeout=timeout, admin=admin), outbox_depth=outbox_depth())
+    return replace(broker_report(group_base=group_base, timeout=timeout, admin=admin), outbox_depth=outbox_depth())
 
 
-def broker_status(
+def broker_report(
     *, group_base: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS, admin: AdminClient | None = None
-) -> KafkaStatus:
+) -> KafkaReport:
     """Read what kafka_status reads from the broker alone (no database: safe on any thread)."""
     address = settings.KAFKA_BOOTSTRAP_SERVERS
-    admin = admin or status_admin_client(timeout)
+    admin = admin or report_admin_client(timeout)
     try:
         return _read(admin, address, group_base, timeout)
     except KafkaException as exc:
         # A broker that stops answering halfway is as unreachable as one that never did.
-        return KafkaStatus(broker=address, reachable=False, error=_reason(exc))
+        return KafkaReport(broker=address, reachable=False, error=_reason(exc))
 
 
-def _read(admin: AdminClient, address: str, group_base: str | None, timeout: float) -> KafkaStatus:
+def _read(admin: AdminClient, address: str, group_base: str | None, timeout: float) -> KafkaReport:
     metadata = admin.list_topics(timeout=timeout)
     names = [spec.name for spec in wanted_topics()]
     present = [name for name in names if name in metadata.topics]
@@ -198,11 +84,11 @@ def _read(admin: AdminClient, address: str, group_base: str | None, timeout: flo
     ends = _offsets(admin, tps, OffsetSpec.latest(), timeout)
     retention = _retention(admin, present, timeout)
     topics = [
-        TopicStatus(
+        TopicReport(
             name=name,
             retention_ms=retention.get(name),
             partitions=[
-                PartitionStatus(
+                PartitionReport(
                     partition=p.id,
                     leader=p.leader,
                     replicas=list(p.replicas),
@@ -216,10 +102,10 @@ def _read(admin: AdminClient, address: str, group_base: str | None, timeout: flo
         for name in present
     ]
     groups = [
-        _group_status(admin, group, [(t, p.id) for t in reads if t in partitions for p in partitions[t]], ends, timeout)
+        _group_report(admin, group, [(t, p.id) for t in reads if t in partitions for p in partitions[t]], ends, timeout)
         for group, reads in project_groups(group_base).items()
     ]
-    return KafkaStatus(
+    return KafkaReport(
         broker=address,
         reachable=True,
         topics=topics,
@@ -262,13 +148,13 @@ def _committed(
     return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in future.result().topic_partitions}
 
 
-def _group_status(
+def _group_report(
     admin: AdminClient,
     group: str,
     partitions: list[tuple[str, int]],
     ends: dict[tuple[str, int], int],
     timeout: float,
-) -> GroupStatus:
+) -> GroupReport:
     try:
         description = _retrying(
             lambda: next(iter(admin.describe_consumer_groups([group], request_timeout=timeout).values())).result(),
@@ -276,13 +162,13 @@ def _group_status(
         )
         committed = _retrying(lambda: _committed(admin, group, partitions, timeout), timeout)
     except KafkaException as exc:
-        return GroupStatus(group=group, state="UNKNOWN", members=[], partitions=[], error=_reason(exc))
+        return GroupReport(group=group, state="UNKNOWN", members=[], partitions=[], error=_reason(exc))
     lags = []
     for topic, partition in partitions:
         offset = committed.get((topic, partition))
         end = ends[(topic, partition)]
         lags.append(PartitionLag(topic, partition, offset, end, None if offset is None else max(end - offset, 0)))
-    return GroupStatus(
+    return GroupReport(
         group=group,
         state=description.state.name,
         members=sorted(m.client_id for m in description.members),
@@ -337,16 +223,3 @@ def _dead_letters(
 def _reason(exc: KafkaException) -> str:
     error = exc.args[0] if exc.args else None
     return error.str() if isinstance(error, KafkaError) else str(exc)
-
-
-def _camel(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_camel_key(k): _camel(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_camel(v) for v in value]
-    return value
-
-
-def _camel_key(key: str) -> str:
-    first, *rest = key.split("_")
-    return first + "".join(word.capitalize() for word in rest)

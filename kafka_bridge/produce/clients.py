@@ -13,10 +13,10 @@ from django.conf import settings
 from core.logs import process_role
 from core.logs import set_process_role as set_process_role  # the entry points name their role here
 
-from .metrics import producer_error
+from ..metrics import producer_error
+from ..payloads import Payload
+from ..topics import Topic
 from .origin import OWN_HEADERS
-from .payloads import Payload
-from .topics import Topic
 
 logger = logging.getLogger(__name__)
 # librdkafka's own lines (connection failures and the like), through logging like every other line.
@@ -65,7 +65,7 @@ def relay_producer_config() -> dict[str, Any]:
 
     Giving up would let later records of the same partition overtake the one
     given up on; the outbox row keeps the record if the process dies instead.
-    The queue is bounded: past it, records wait in the outbox (see relay.py).
+    The queue is bounded: past it, records wait in the outbox (see relay.py and sweep.py).
     """
     return {
         **producer_config(),

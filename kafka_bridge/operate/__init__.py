@@ -1,0 +1,1 @@
+"""Operating: the Kafka report, topic provisioning, dead letters, and the staff pages that show them."""

@@ -1,0 +1,1 @@
+"""Producing: the Kafka clients, the outbox and its relay, and the header that marks this service's records."""
