@@ -109,7 +109,7 @@ full_page_writes = on
 # queries, for which JIT compilation is pure overhead.
 jit = off
 max_wal_size = 1GB
-# Statement counts per query (`make bench` reads them for its database-work
+# Statement counts per query (make bench reads them for its database-work
 # figures; CREATE EXTENSION pg_stat_statements in a database to see them).
 # Loading the module costs next to nothing while nobody reads it.
 shared_preload_libraries = 'pg_stat_statements'
