@@ -228,6 +228,9 @@ def _conversation_answer(request: Request, conversation_id: object) -> Response:
 
 
 class ConversationDetailView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"PATCH"})
+
     @extend_schema(responses=ConversationOut)
     def get(self, request: Request, conversation_id: str) -> Response:
         """Return one of the user's conversations."""
@@ -242,6 +245,9 @@ class ConversationDetailView(APIView):
 
 
 class ParticipantListView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"POST"})
+
     @extend_schema(request=ParticipantsAddIn, responses=ConversationOut)
     def post(self, request: Request, conversation_id: str) -> Response:
         """Add users to a group (its admins): one `member_added` event; users already in are ignored.
@@ -256,6 +262,9 @@ class ParticipantListView(APIView):
 
 
 class ParticipantDetailView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"DELETE"})
+
     @extend_schema(responses={204: None})
     def delete(self, request: Request, conversation_id: str, user_id: str) -> Response:
         """Leave a group (`userId` is your own) or, as an admin, remove a member: `member_left` or `member_removed`.
@@ -269,6 +278,9 @@ class ParticipantDetailView(APIView):
 
 
 class ParticipantRoleView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"POST"})
+
     @extend_schema(request=RoleIn, responses=ConversationOut)
     def post(self, request: Request, conversation_id: str, user_id: str) -> Response:
         """Make a member `admin` or `member` (group admins): a `role_changed` event; a group keeps one admin."""
@@ -323,6 +335,8 @@ class MessageListView(APIView):
 
 
 class MessageEditView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"POST"})
     throttle_scope = "send"
     throttle_classes = [SharedRateThrottle]
 
@@ -344,6 +358,8 @@ class MessageEditView(APIView):
 
 
 class MessageDetailView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"DELETE"})
     throttle_scope = "send"
     throttle_classes = [SharedRateThrottle]
 
