@@ -4,7 +4,9 @@ Each change is an event in the conversation's own sequence, as in Matrix's
 timeline: under the conversation's row lock (the lock a send takes) it
 takes the next seq, is stored as a Message of its kind with a line any
 client can show, and is queued for chat-messages through the outbox, to
-the membership at that seq. So a change and a send are ordered by the lock:
+the membership at that seq. Staff in the admin make membership changes
+through the same functions (`as_staff`), so they produce the same events.
+So a change and a send are ordered by the lock:
 whatever commits first has the lower seq, and the one after sees it (a
 member removed before their send is refused; an edit after a delete is
 refused). `rights.py` decides who may do what, from what is read under the
@@ -22,7 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.errors import NotFound, ValidationFailed
+from core.errors import Forbidden, NotFound, ValidationFailed
 from core.parsing import parse_uuid
 from kafka_bridge.outbox import outbox_enqueue_many
 
@@ -130,15 +132,25 @@ class _Change:
             outbox_enqueue_many(topic=CHAT_MESSAGES, payloads=self.events)
 
 
-def _actor(change: _Change, user: AbstractBaseUser) -> Participant:
-    return check_member(change.members, user.pk)
+def _actor(change: _Change, user: AbstractBaseUser, *, as_staff: bool = False) -> Participant:
+    """Return the membership the change is made with: the user's own, or, for staff in the admin, an admin's."""
+    if not as_staff:
+        return check_member(change.members, user.pk)
+    if not (user.is_active and getattr(user, "is_staff", False)):
+        raise Forbidden("Only staff act on groups they are not admins of.")
+    # Staff act as a group admin would, through the same events, without being a member.
+    return Participant(conversation=change.conversation, user_id=user.pk, role=ADMIN, joined_seq=0)
 
 
 ### Membership ###
 
 
 def conversation_add_members(
-    *, actor: AbstractBaseUser, conversation_id: uuid.UUID | str, user_ids: Collection[int | str]
+    *,
+    actor: AbstractBaseUser,
+    conversation_id: uuid.UUID | str,
+    user_ids: Collection[int | str],
+    as_staff: bool = False,
 ) -> Conversation:
     """Add users to a group (a group admin's right): one `member_added` event; those already in are ignored.
 
@@ -149,7 +161,7 @@ def conversation_add_members(
     wanted = check_user_ids(list(user_ids))
     with transaction.atomic():
         change = _Change(_conversation_uuid(conversation_id))
-        check_may_manage(change.conversation, _actor(change, actor))
+        check_may_manage(change.conversation, _actor(change, actor, as_staff=as_staff))
         new = sorted(wanted - set(change.members))
         known = set(User.objects.filter(pk__in=new, is_active=True).values_list("pk", flat=True))
         if unknown := [uid for uid in new if uid not in known]:
@@ -181,7 +193,7 @@ def conversation_add_members(
 
 
 def conversation_remove_member(
-    *, actor: AbstractBaseUser, conversation_id: uuid.UUID | str, user_id: int | str
+    *, actor: AbstractBaseUser, conversation_id: uuid.UUID | str, user_id: int | str, as_staff: bool = False
 ) -> Message:
     """End a membership: a member leaves (`user_id` is their own; `member_left`) or an admin removes one.
 
@@ -192,7 +204,7 @@ def conversation_remove_member(
     """
     with transaction.atomic():
         change = _Change(_conversation_uuid(conversation_id))
-        member = _actor(change, actor)
+        member = _actor(change, actor, as_staff=as_staff)
         target = check_removal(change.conversation, member, _user_id(user_id), change.members)
         recipients = list(change.members)
         leaving = target.user_id == actor.pk
@@ -235,13 +247,20 @@ def _hand_over(change: _Change) -> None:
 
 
 def conversation_set_role(
-    *, actor: AbstractBaseUser, conversation_id: uuid.UUID | str, user_id: int | str, role: str
+    *,
+    actor: AbstractBaseUser,
+    conversation_id: uuid.UUID | str,
+    user_id: int | str,
+    role: str,
+    as_staff: bool = False,
 ) -> Message | None:
     """Make a member admin or member (a group admin's right): a `role_changed` event; None when it had that role."""
     role = check_role(role)
     with transaction.atomic():
         change = _Change(_conversation_uuid(conversation_id))
-        target = check_role_change(change.conversation, _actor(change, actor), _user_id(user_id), role, change.members)
+        target = check_role_change(
+            change.conversation, _actor(change, actor, as_staff=as_staff), _user_id(user_id), role, change.members
+        )
         if target.role == role:
             return None
         target.role = role
@@ -258,12 +277,14 @@ def conversation_set_role(
     return event
 
 
-def conversation_rename(*, actor: AbstractBaseUser, conversation_id: uuid.UUID | str, title: Any) -> Conversation:
+def conversation_rename(
+    *, actor: AbstractBaseUser, conversation_id: uuid.UUID | str, title: Any, as_staff: bool = False
+) -> Conversation:
     """Set a group's title (a group admin's right): a `renamed` event; nothing when the title is the same."""
     title = check_title(title)
     with transaction.atomic():
         change = _Change(_conversation_uuid(conversation_id))
-        check_may_manage(change.conversation, _actor(change, actor))
+        check_may_manage(change.conversation, _actor(change, actor, as_staff=as_staff))
         if title == change.conversation.title:
             return change.conversation
         line = f'renamed the group to "{title}"' if title else "removed the group's title"
