@@ -22,6 +22,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.errors import Forbidden, NotFound, ValidationFailed
@@ -59,12 +60,12 @@ class _Change:
     """A conversation under its row lock until the commit: its current members and the events appended to it."""
 
     def __init__(self, conversation_id: uuid.UUID) -> None:
-        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
-        if conversation is None:
+        # A write first, as a send's UPDATE: it takes the row lock (PostgreSQL), or SQLite's one write lock, at once.
+        if not Conversation.objects.filter(pk=conversation_id).update(last_seq=F("last_seq")):
             raise NotFound()
-        self.conversation = conversation
+        self.conversation = Conversation.objects.get(pk=conversation_id)
         self.members = {
-            p.user_id: p for p in Participant.objects.filter(conversation=conversation, left_seq__isnull=True)
+            p.user_id: p for p in Participant.objects.filter(conversation_id=conversation_id, left_seq__isnull=True)
         }
         self.events: list[ChatMessage] = []
         self.membership_changed = False
