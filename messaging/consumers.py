@@ -9,6 +9,7 @@ the bridge through this process's fan-out (realtime.py), which calls
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -218,22 +219,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_message_edit(self, frame: dict[str, Any], request_id: Any) -> None:
         await ratelimit.send_check(self.user.pk)
-        message, _created = await db(changes.message_edit)(
+        change = functools.partial(
+            changes.message_edit,
             sender=self.user,
             message_id=checks.check_message_id(frame.get("messageId")),
             content=frame.get("content"),
             client_message_id=frame.get("clientMessageId"),
         )
-        await self._ack(message, request_id)
+        await self._under_way(self._ack_change(change, request_id))
 
     async def on_message_delete(self, frame: dict[str, Any], request_id: Any) -> None:
         await ratelimit.send_check(self.user.pk)
-        message, _created = await db(changes.message_delete)(
+        change = functools.partial(
+            changes.message_delete,
             actor=self.user,
             message_id=checks.check_message_id(frame.get("messageId")),
             client_message_id=checks.check_client_message_id(frame.get("clientMessageId")),
         )
-        await self._ack(message, request_id)
+        await self._under_way(self._ack_change(change, request_id))
+
+    async def _ack_change(self, change: Callable[[], tuple[Message, bool]], request_id: Any) -> None:
+        # Stored beside the socket's next frames, like a send: its transaction never holds up frames pushed here.
+        try:
+            message, _created = await db(change)()
+            await self._ack(message, request_id)
+        except Exception as exc:
+            await self._send_error(exc, request_id)
 
     async def _ack(self, message: Message, request_id: Any) -> None:
         await self.send_frame(
