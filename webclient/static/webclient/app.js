@@ -527,6 +527,7 @@ function startEditing(message) {
   $("editing-bar").hidden = false;
   const input = $("composer-input");
   input.value = message.content;
+  input.setAttribute("aria-describedby", "editing-label");
   input.focus();
 }
 
@@ -534,6 +535,7 @@ function stopEditing() {
   state.editing = null;
   $("editing-bar").hidden = true;
   $("composer-input").value = "";
+  $("composer-input").removeAttribute("aria-describedby");
 }
 
 function requestChange(frame, what) {
