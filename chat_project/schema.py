@@ -2,8 +2,9 @@
 
 Every error answer has the contract's shape (`ErrorOut`, made by
 core.errors), so each operation lists the errors it can give from
-what the view is: input to validate (400), a login to require (401), an id in
-the path (404), a throttle (429). Responses and path parameters that the views
+what the view is: input to validate (400), a login to require (401), a
+right to check (403, with 400 for what cannot be done: `rights_checked_on`
+names those methods), an id in the path (404), a throttle (429). Responses and path parameters that the views
 leave undescribed get the project's wording here.
 """
 
@@ -20,7 +21,7 @@ from rest_framework.permissions import AllowAny
 class ErrorOut(serializers.Serializer):
     code = serializers.CharField(
         help_text="What went wrong, from the contract: validation_error, invalid_json, not_authenticated, "
-        "authentication_failed, not_found, rate_limited, server_error, ..."
+        "authentication_failed, forbidden, not_found, rate_limited, server_error, ..."
     )
     detail = serializers.JSONField(
         help_text="A sentence for people; for validation_error, the problems by field name (an object)."
@@ -30,6 +31,7 @@ class ErrorOut(serializers.Serializer):
 ERRORS = {
     400: "The input is not valid (`validation_error`, `invalid_json`); `detail` says what is wrong. Nothing changed.",
     401: "No valid token or session (`not_authenticated`, `authentication_failed`).",
+    403: "A member without the right to this (`forbidden`): not a group admin, or not the message's sender.",
     404: "No such id among those this user may see (`not_found`); unknown and forbidden ids answer alike.",
     429: "Too many requests (`rate_limited`): slow down and try again later.",
 }
@@ -43,6 +45,8 @@ SUCCESS = {
 PATH_PARAMETERS = {
     "conversation_id": "The conversation's id (a UUID), as the conversation list gives it.",
     "notification_id": "The notification's id, as the notification list gives it.",
+    "user_id": "The user's id, as the conversation's participants give it.",
+    "message_id": "The message's id (a UUID), as history and message frames give it.",
 }
 
 
@@ -75,10 +79,13 @@ class ChatAutoSchema(AutoSchema):
         codes = []
         # Bodies are validated; so are the integer query parameters a view declares (int_param).
         parses_numbers = any(getattr(p, "type", None) is int for p in self.get_override_parameters())
-        if takes_body or parses_numbers:
+        checks_rights = self.method in getattr(self.view, "rights_checked_on", ())
+        if takes_body or parses_numbers or checks_rights:
             codes.append(400)
         if not any(isinstance(p, AllowAny) for p in self.view.get_permissions()):
             codes.append(401)
+        if checks_rights:
+            codes.append(403)
         if "{" in self.path:
             codes.append(404)
         if self.view.get_throttles():

@@ -264,6 +264,8 @@ CHAT_SYNC_BATCH_MAX = 500
 CHAT_REDELIVER_AFTER_SECONDS = env_float("CHAT_REDELIVER_AFTER_SECONDS", 10.0)
 # Above this many participants, watermark moves are announced as aggregates only (detail is on REST).
 CHAT_RECEIPT_DETAIL_MAX_MEMBERS = env_int("CHAT_RECEIPT_DETAIL_MAX_MEMBERS", 32)
+# Edits and deletes of a message are refused this long after it was sent; 0: no limit (PROTOCOL.md §7).
+CHAT_EDIT_WINDOW_SECONDS = env_float("CHAT_EDIT_WINDOW_SECONDS", 0.0)
 # Sends waiting or being stored in one web process, past which a send is refused with rate_limited
 # and this retryAfterMs: overload pushes back instead of growing a queue (and the time to an ack).
 CHAT_MAX_SENDS_UNDER_WAY = env_int("CHAT_MAX_SENDS_UNDER_WAY", 128)

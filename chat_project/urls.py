@@ -25,6 +25,23 @@ api = [
     path("conversations/", messaging_api.ConversationListView.as_view()),
     path("conversations/<str:conversation_id>/", messaging_api.ConversationDetailView.as_view()),
     path("conversations/<str:conversation_id>/messages/", messaging_api.MessageListView.as_view()),
+    path("conversations/<str:conversation_id>/participants/", messaging_api.ParticipantListView.as_view()),
+    path(
+        "conversations/<str:conversation_id>/participants/<str:user_id>/",
+        messaging_api.ParticipantDetailView.as_view(),
+    ),
+    path(
+        "conversations/<str:conversation_id>/participants/<str:user_id>/role/",
+        messaging_api.ParticipantRoleView.as_view(),
+    ),
+    path(
+        "conversations/<str:conversation_id>/messages/<str:message_id>/",
+        messaging_api.MessageDetailView.as_view(),
+    ),
+    path(
+        "conversations/<str:conversation_id>/messages/<str:message_id>/edit/",
+        messaging_api.MessageEditView.as_view(),
+    ),
     path("conversations/<str:conversation_id>/read/", messaging_api.ConversationReadView.as_view()),
     path("conversations/<str:conversation_id>/received/", messaging_api.ConversationReceivedView.as_view()),
     path("conversations/<str:conversation_id>/receipts/", messaging_api.ConversationReceiptsView.as_view()),

@@ -58,6 +58,16 @@ class NotFound(DomainError):
         return "Not found."
 
 
+class Forbidden(DomainError):
+    """A member of a conversation without the right to what they asked (not an admin, not the sender)."""
+
+    code = "forbidden"
+    http_status = status.HTTP_403_FORBIDDEN
+
+    def default_detail(self) -> str:
+        return "You may not do this here."
+
+
 class RateLimited(DomainError):
     code = "rate_limited"
     http_status = status.HTTP_429_TOO_MANY_REQUESTS

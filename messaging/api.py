@@ -18,7 +18,8 @@ from rest_framework.views import APIView
 from core.api import StrictCharField, int_param, request_user, validated
 from core.ratelimit import SharedRateThrottle
 
-from . import selectors, services
+from . import changes, selectors, services
+from .checks import ROLES
 from .limits import (
     CONVERSATION_PAGE_DEFAULT_LIMIT,
     CONVERSATION_PAGE_MAX_LIMIT,
@@ -30,6 +31,7 @@ from .limits import (
     MAX_UP_TO_SEQ,
     MAX_USER_ID_CHARS,
 )
+from .models import MessageKind
 from .wire import message_wire
 
 ### Serializers ###
@@ -44,6 +46,17 @@ class MessageOut(serializers.Serializer):
     clientMessageId = serializers.CharField()
     createdAt = serializers.DateTimeField()
     status = serializers.ChoiceField(choices=["SENT", "DELIVERED", "READ"])
+    kind = serializers.ChoiceField(
+        choices=MessageKind.values, help_text="`text` for a message; the other kinds are events (contract 1.3)."
+    )
+    refersTo = serializers.UUIDField(allow_null=True, help_text="The message an `edit` or `delete` is about.")
+    meta = serializers.DictField(
+        allow_null=True, help_text="An event's details: `{userIds}`, `{title}`, `{content}`..."
+    )
+    editedAt = serializers.DateTimeField(allow_null=True, help_text="When a text message was last edited.")
+    deletedAt = serializers.DateTimeField(
+        allow_null=True, help_text="When a text message was deleted; its content is then empty."
+    )
 
 
 class ParticipantOut(serializers.Serializer):
@@ -52,6 +65,10 @@ class ParticipantOut(serializers.Serializer):
     displayName = serializers.CharField(allow_blank=True, help_text="Empty when the user set none.")
     deliveredSeq = serializers.IntegerField(help_text="This user's client holds every message up to this seq.")
     lastReadSeq = serializers.IntegerField(help_text="Everything up to this seq that others sent is read by this user.")
+    role = serializers.ChoiceField(
+        choices=ROLES, help_text="In a group: `admin` or `member`; `member` in a direct one."
+    )
+    joinedSeq = serializers.IntegerField(help_text="The first seq this member receives and may read.")
 
 
 class ConversationOut(serializers.Serializer):
@@ -94,6 +111,34 @@ class MessageCreateIn(serializers.Serializer):
     )
     clientMessageId = StrictCharField(
         max_length=MAX_CLIENT_MESSAGE_ID_CHARS, help_text="The client's id for the message; a repeat is not stored."
+    )
+
+
+class ConversationChangeIn(serializers.Serializer):
+    title = StrictCharField(max_length=MAX_TITLE_CHARS, allow_blank=True, help_text="The group's new title.")
+
+
+class ParticipantsAddIn(serializers.Serializer):
+    userIds = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_USER_ID_CHARS),
+        min_length=1,
+        max_length=MAX_PARTICIPANTS - 1,
+        help_text="The users to add; those already in are ignored.",
+    )
+
+
+class RoleIn(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ROLES)
+
+
+class MessageEditIn(serializers.Serializer):
+    content = StrictCharField(
+        trim_whitespace=False,
+        allow_blank=True,
+        help_text=f"The new content: 1 to {settings.CHAT_MAX_CONTENT_CHARS} characters after trimming.",
+    )
+    clientMessageId = StrictCharField(
+        max_length=MAX_CLIENT_MESSAGE_ID_CHARS, help_text="The client's id for the edit; a repeat is not stored."
     )
 
 
@@ -176,13 +221,74 @@ class ConversationListView(APIView):
         return Response(summary, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+def _conversation_answer(request: Request, conversation_id: object) -> Response:
+    conversation = selectors.conversation_get_for_user(user=request_user(request), conversation_id=str(conversation_id))
+    (summary,) = selectors.conversation_summaries([conversation])
+    return Response(summary)
+
+
 class ConversationDetailView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"PATCH"})
+
     @extend_schema(responses=ConversationOut)
     def get(self, request: Request, conversation_id: str) -> Response:
         """Return one of the user's conversations."""
-        conversation = selectors.conversation_get_for_user(user=request_user(request), conversation_id=conversation_id)
-        (summary,) = selectors.conversation_summaries([conversation])
-        return Response(summary)
+        return _conversation_answer(request, conversation_id)
+
+    @extend_schema(request=ConversationChangeIn, responses=ConversationOut)
+    def patch(self, request: Request, conversation_id: str) -> Response:
+        """Rename a group (its admins): a `renamed` event in the conversation; 403 for other members."""
+        data = validated(ConversationChangeIn, request.data)
+        changes.conversation_rename(actor=request_user(request), conversation_id=conversation_id, title=data["title"])
+        return _conversation_answer(request, conversation_id)
+
+
+class ParticipantListView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"POST"})
+
+    @extend_schema(request=ParticipantsAddIn, responses=ConversationOut)
+    def post(self, request: Request, conversation_id: str) -> Response:
+        """Add users to a group (its admins): one `member_added` event; users already in are ignored.
+
+        The added users see the conversation from that event on (`joinedSeq`), not its earlier messages.
+        """
+        data = validated(ParticipantsAddIn, request.data)
+        changes.conversation_add_members(
+            actor=request_user(request), conversation_id=conversation_id, user_ids=data["userIds"]
+        )
+        return _conversation_answer(request, conversation_id)
+
+
+class ParticipantDetailView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"DELETE"})
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, conversation_id: str, user_id: str) -> Response:
+        """Leave a group (`userId` is your own) or, as an admin, remove a member: `member_left` or `member_removed`.
+
+        The departed member gets that event and nothing later; their history up to it stays readable.
+        """
+        changes.conversation_remove_member(
+            actor=request_user(request), conversation_id=conversation_id, user_id=user_id
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ParticipantRoleView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"POST"})
+
+    @extend_schema(request=RoleIn, responses=ConversationOut)
+    def post(self, request: Request, conversation_id: str, user_id: str) -> Response:
+        """Make a member `admin` or `member` (group admins): a `role_changed` event; a group keeps one admin."""
+        data = validated(RoleIn, request.data)
+        changes.conversation_set_role(
+            actor=request_user(request), conversation_id=conversation_id, user_id=user_id, role=data["role"]
+        )
+        return _conversation_answer(request, conversation_id)
 
 
 class MessageListView(APIView):
@@ -226,6 +332,47 @@ class MessageListView(APIView):
             client_message_id=data["clientMessageId"],
         )
         return Response(message_wire(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class MessageEditView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"POST"})
+    throttle_scope = "send"
+    throttle_classes = [SharedRateThrottle]
+
+    @extend_schema(request=MessageEditIn, responses={200: MessageOut, 201: MessageOut})
+    def post(self, request: Request, conversation_id: str, message_id: str) -> Response:
+        """Edit your own text message: 201 with the `edit` event; 200 with it for a repeated clientMessageId.
+
+        History then shows the message with its latest content and `editedAt`.
+        """
+        data = validated(MessageEditIn, request.data)
+        message, created = changes.message_edit(
+            sender=request_user(request),
+            conversation_id=conversation_id,
+            message_id=message_id,
+            content=data["content"],
+            client_message_id=data["clientMessageId"],
+        )
+        return Response(message_wire(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class MessageDetailView(APIView):
+    # These answer 403 forbidden to members without the right (see messaging/rights.py).
+    rights_checked_on = frozenset({"DELETE"})
+    throttle_scope = "send"
+    throttle_classes = [SharedRateThrottle]
+
+    @extend_schema(responses=MessageOut)
+    def delete(self, request: Request, conversation_id: str, message_id: str) -> Response:
+        """Delete a text message (its sender, or a group admin): 200 with the `delete` event.
+
+        The message stays in the sequence as a tombstone: empty content, `deletedAt` set.
+        """
+        message, _created = changes.message_delete(
+            actor=request_user(request), conversation_id=conversation_id, message_id=message_id
+        )
+        return Response(message_wire(message))
 
 
 class ConversationReadView(APIView):

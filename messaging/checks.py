@@ -194,3 +194,45 @@ def check_conversation_cursor(value: Any) -> tuple[datetime, uuid.UUID] | None:
 def conversation_cursor(activity_at: datetime, conversation_id: uuid.UUID) -> str:
     """Encode where the page after a conversation starts (what check_conversation_cursor reads)."""
     return base64.urlsafe_b64encode(f"{activity_at.isoformat()}|{conversation_id}".encode()).decode().rstrip("=")
+
+
+### Conversations that change (PROTOCOL.md §7) ###
+
+
+def check_user_ids(value: Any) -> set[int]:
+    """The users a group admin adds: a list of 1 to MAX_PARTICIPANTS - 1 user ids (numbers or numeric strings)."""
+    if isinstance(value, str | bytes) or not isinstance(value, list) or not value:
+        raise ValidationFailed({"userIds": "Must be a non-empty list of user ids."})
+    if len(value) > MAX_PARTICIPANTS - 1:
+        raise ValidationFailed({"userIds": f"At most {MAX_PARTICIPANTS - 1} users."})
+    return {check_user_id(raw, field="userIds") for raw in value}
+
+
+def check_user_id(value: Any, *, field: str = "userId") -> int:
+    """A user id: a number or a numeric string."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationFailed({field: f"Not a user id: {value!r}."})
+    try:
+        user_id = int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed({field: f"Not a user id: {value!r}."}) from None
+    if not 0 < user_id < 2**63:
+        raise ValidationFailed({field: f"Not a user id: {value!r}."})
+    return user_id
+
+
+ROLES = ("admin", "member")
+
+
+def check_role(value: Any) -> str:
+    """A participant's role in a group: `admin` or `member`."""
+    if value not in ROLES:
+        raise ValidationFailed({"role": f"Must be one of {', '.join(ROLES)}."})
+    return str(value)
+
+
+def check_message_id(value: Any) -> uuid.UUID:
+    """A messageId field: missing or not a string is a validation error, malformed is not found."""
+    if not isinstance(value, str | uuid.UUID):
+        raise ValidationFailed({"messageId": "Required: a message id."})
+    return parse_uuid(value)

@@ -9,6 +9,7 @@ the bridge through this process's fan-out (realtime.py), which calls
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -26,8 +27,9 @@ from core.errors import DomainError, NotFound, error_frame
 from core.parsing import BAD_TEXT_DETAIL, has_bad_text, json_may_hold_bad_text
 from users.credentials import CREDENTIAL_ENDED_DETAIL, TOKEN_EXPIRED, credential_group
 
-from . import checks, pending, presence, ratelimit, redelivery, services
+from . import changes, checks, pending, presence, ratelimit, redelivery, services
 from .metrics import SEND_ACK_SECONDS, WS_CONNECTIONS
+from .models import Message
 from .realtime import encode_frame, local_sockets
 from .sending import overloaded, send_queue, watermark_queue
 from .wire import message_wire
@@ -214,17 +216,49 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if isinstance(outcome, DomainError):
                 raise outcome
             message, _created = outcome
-            await self.send_frame(
-                {
-                    "type": "message.ack",
-                    "requestId": request_id,
-                    "clientMessageId": message.client_message_id,
-                    "message": message_wire(message),
-                }
-            )
+            await self._ack(message, request_id)
             SEND_ACK_SECONDS.observe(time.perf_counter() - arrived)
         except Exception as exc:
             await self._send_error(exc, request_id)
+
+    async def on_message_edit(self, frame: dict[str, Any], request_id: Any) -> None:
+        await ratelimit.send_check(self.user.pk)
+        change = functools.partial(
+            changes.message_edit,
+            sender=self.user,
+            message_id=checks.check_message_id(frame.get("messageId")),
+            content=frame.get("content"),
+            client_message_id=frame.get("clientMessageId"),
+        )
+        await self._under_way(self._ack_change(change, request_id))
+
+    async def on_message_delete(self, frame: dict[str, Any], request_id: Any) -> None:
+        await ratelimit.send_check(self.user.pk)
+        change = functools.partial(
+            changes.message_delete,
+            actor=self.user,
+            message_id=checks.check_message_id(frame.get("messageId")),
+            client_message_id=checks.check_client_message_id(frame.get("clientMessageId")),
+        )
+        await self._under_way(self._ack_change(change, request_id))
+
+    async def _ack_change(self, change: Callable[[], tuple[Message, bool]], request_id: Any) -> None:
+        # Stored beside the socket's next frames, like a send: its transaction never holds up frames pushed here.
+        try:
+            message, _created = await db(change)()
+            await self._ack(message, request_id)
+        except Exception as exc:
+            await self._send_error(exc, request_id)
+
+    async def _ack(self, message: Message, request_id: Any) -> None:
+        await self.send_frame(
+            {
+                "type": "message.ack",
+                "requestId": request_id,
+                "clientMessageId": message.client_message_id,
+                "message": message_wire(message),
+            }
+        )
 
     async def on_message_received(self, frame: dict[str, Any], request_id: Any) -> None:
         if "messageIds" in frame and "upToSeq" not in frame:
@@ -306,6 +340,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # What each client frame type does ("handler" names the bridge's Kafka record handlers).
     frame_actions: dict[str, Callable[[ChatConsumer, dict[str, Any], Any], Awaitable[None]]] = {
         "message.send": on_message_send,
+        "message.edit": on_message_edit,
+        "message.delete": on_message_delete,
         "message.received": on_message_received,
         "message.read": on_message_read,
         "sync": on_sync,

@@ -32,6 +32,10 @@ class ChatMessage(Payload):
     created_at: str
     # Added to the seed's payload: for notifications that name the sender.
     sender_name: str | None = None
+    # Contract 1.3: what the record is (absent: text), the message an edit or delete names, the event's details.
+    kind: str = "text"
+    refers_to: str | None = None
+    meta: dict | None = None  # bare: the decoder checks with isinstance
 
     missing_field_reasons: ClassVar[dict[str, str]] = {
         "messageId": "not produced through this service, which stores a message before announcing it",

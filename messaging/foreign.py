@@ -24,6 +24,7 @@ from kafka_bridge.payloads import Unprocessable, record_time
 
 from .events import ChatMessage, MessageStatusEvent, TypingEvent
 from .models import Message, MessageStatus
+from .selectors import member_ids_at
 from .services import conversation_member_ids
 from .wire import chat_message_event
 
@@ -47,7 +48,7 @@ def foreign_chat_message(event: ChatMessage) -> ChatMessage:
     _check_same_conversation(message, event.conversation_id)
     if event.sender_id != str(message.sender_id):
         raise Unprocessable(f"message {event.message_id!r} was not sent by user {event.sender_id!r}")
-    members = conversation_member_ids(message.conversation_id)
+    members = member_ids_at(conversation_id=message.conversation_id, seq=message.seq)
     named = {*event.recipient_ids, *([event.recipient_id] if event.recipient_id is not None else [])}
     for user_id in sorted(named):
         _check_participant(members, user_id, message.conversation_id)

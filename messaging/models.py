@@ -30,6 +30,9 @@ class Conversation(models.Model):
     # "<lower user id>:<higher user id>" for direct conversations: one per pair.
     direct_key = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     last_seq = models.PositiveBigIntegerField(default=0)
+    # The seq of the last membership event (0: the members it was created with). A process that cached
+    # the members at another value reads them again (services.conversation_member_ids).
+    members_seq = models.PositiveBigIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     participants: models.ManyToManyField[Any, Any] = models.ManyToManyField(
@@ -44,6 +47,19 @@ class Conversation(models.Model):
 
 
 class Participant(models.Model):
+    """A user's membership of a conversation, kept after the user leaves.
+
+    Membership is a range of seqs: from `joined_seq` to `left_seq` (the seq
+    of the member_removed or member_left event, which the user still
+    receives), open while `left_seq` is null. It decides which messages the
+    user receives and may read. Departed members no longer count for
+    message statuses.
+    """
+
+    class Role(models.TextChoices):
+        ADMIN = "admin"
+        MEMBER = "member"
+
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     joined_at = models.DateTimeField(auto_now_add=True)
@@ -51,6 +67,12 @@ class Participant(models.Model):
     delivered_seq = models.PositiveBigIntegerField(default=0)
     # Everything up to this seq that others sent is READ for this user; never above delivered_seq.
     last_read_seq = models.PositiveBigIntegerField(default=0)
+    # Groups only: admins change the membership, the title and roles, and delete others' messages.
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    # The first seq the user receives and may read.
+    joined_seq = models.PositiveBigIntegerField(default=1)
+    # The last seq the user received (the event of leaving); null while a member.
+    left_seq = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -67,7 +89,25 @@ class MessageStatus(models.TextChoices):
     READ = "READ"
 
 
+class MessageKind(models.TextChoices):
+    TEXT = "text"
+    EDIT = "edit"
+    DELETE = "delete"
+    MEMBER_ADDED = "member_added"
+    MEMBER_REMOVED = "member_removed"
+    MEMBER_LEFT = "member_left"
+    RENAMED = "renamed"
+    ROLE_CHANGED = "role_changed"
+
+
 class Message(models.Model):
+    """A message or an event of the conversation's sequence (PROTOCOL.md §7): its `kind` says which.
+
+    Events other than `text` carry `meta` and, for edits and deletes,
+    `refers_to`; `content` is always a line a client that does not know the
+    kind can show.
+    """
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sent_messages")
@@ -75,6 +115,12 @@ class Message(models.Model):
     content = models.TextField()
     client_message_id = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=20, choices=MessageKind.choices, default=MessageKind.TEXT)
+    refers_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    meta = models.JSONField(null=True, blank=True)
+    # Set on a text message by its latest edit, and by its delete (then content is "").
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["conversation", "seq"]

@@ -23,7 +23,7 @@ from .checks import (
     check_history_limit,
     conversation_cursor,
 )
-from .models import Conversation, Message, Participant
+from .models import Conversation, Message, MessageKind, Participant
 from .watermarks import Marks, Statuses
 from .wire import message_wire
 
@@ -31,12 +31,14 @@ from .wire import message_wire
 def conversations_for_user(user: AbstractBaseUser) -> QuerySet[Conversation]:
     """Return the user's conversations, annotated with the user's unread count.
 
-    Unread: the messages others sent above the user's read watermark (a
-    range scan of the conversation's seq index, no row per reader).
+    Only conversations the user is a member of now (one left is no longer
+    listed). Unread: the text messages others sent above the user's read
+    watermark (a range scan of the conversation's seq index, no row per
+    reader); events (edits, membership changes) do not count.
     """
     read_seq = Participant.objects.filter(conversation=OuterRef("pk"), user_id=user.pk).values("last_read_seq")[:1]
     unread = (
-        Message.objects.filter(conversation=OuterRef("pk"), seq__gt=OuterRef("read_seq"))
+        Message.objects.filter(conversation=OuterRef("pk"), seq__gt=OuterRef("read_seq"), kind=MessageKind.TEXT)
         .exclude(sender_id=user.pk)
         .order_by()
         .values("conversation")
@@ -44,7 +46,7 @@ def conversations_for_user(user: AbstractBaseUser) -> QuerySet[Conversation]:
         .values("n")
     )
     return (
-        Conversation.objects.filter(memberships__user_id=user.pk)
+        Conversation.objects.filter(memberships__user_id=user.pk, memberships__left_seq__isnull=True)
         .annotate(read_seq=Subquery(read_seq))
         .annotate(unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), 0))
         .order_by("-created_at")
@@ -95,26 +97,34 @@ def conversation_page_for_user(
 def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, Any]]:
     """Return the contract's Conversation objects, with two queries for the whole list.
 
-    Each participant carries its watermarks, `deliveredSeq` and
-    `lastReadSeq`, so that clients can show who holds and who has read what.
+    Each participant (a current member) carries its watermarks,
+    `deliveredSeq` and `lastReadSeq`, so that clients can show who holds
+    and who has read what, and its `role` and `joinedSeq`.
     """
     ids = [c.pk for c in conversations]
-    members: dict[Any, list[tuple[str, int, int]]] = defaultdict(list)
+    members: dict[Any, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
     marks: dict[Any, dict[int, Marks]] = defaultdict(dict)
     people: dict[str, dict[str, str]] = {}
-    for conversation_id, user_id, delivered_seq, last_read_seq, username, display_name in (
-        Participant.objects.filter(conversation_id__in=ids)
+    for conversation_id, user_id, delivered_seq, last_read_seq, role, joined_seq, username, display_name in (
+        Participant.objects.filter(conversation_id__in=ids, left_seq__isnull=True)
         .order_by("user_id")
         .values_list(
             "conversation_id",
             "user_id",
             "delivered_seq",
             "last_read_seq",
+            "role",
+            "joined_seq",
             "user__username",
             "user__profile__display_name",
         )
     ):
-        members[conversation_id].append((str(user_id), delivered_seq, last_read_seq))
+        members[conversation_id].append(
+            (
+                str(user_id),
+                {"deliveredSeq": delivered_seq, "lastReadSeq": last_read_seq, "role": role, "joinedSeq": joined_seq},
+            )
+        )
         marks[conversation_id][user_id] = Marks(delivered=delivered_seq, read=last_read_seq)
         people[str(user_id)] = public_user(user_id, username, display_name)
     last_seqs = Q()
@@ -127,11 +137,8 @@ def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, 
             "id": str(c.pk),
             "kind": c.kind,
             "title": c.title,
-            "participantIds": [user_id for user_id, _, _ in members[c.pk]],
-            "participants": [
-                {**people[user_id], "deliveredSeq": delivered, "lastReadSeq": read}
-                for user_id, delivered, read in members[c.pk]
-            ],
+            "participantIds": [user_id for user_id, _ in members[c.pk]],
+            "participants": [{**people[user_id], **state} for user_id, state in members[c.pk]],
             "lastSeq": c.last_seq,
             "lastMessage": _with_status(last_messages[c.pk], Statuses.of_marks(marks[c.pk]))
             if c.pk in last_messages
@@ -153,11 +160,22 @@ def message_history(
     """Return messages of one of the user's conversations, by seq ascending.
 
     With `before_seq` only, the newest `limit` messages before it (scrolling
-    back); otherwise the oldest `limit` messages after `after_seq`.
+    back); otherwise the oldest `limit` messages after `after_seq`. Only the
+    stretch of the user's membership: from its `joined_seq`, and up to its
+    leaving for a conversation the user has left (that stays readable).
     """
-    conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+    membership = (
+        Participant.objects.filter(conversation_id=parse_uuid(conversation_id), user_id=user.pk)
+        .values_list("joined_seq", "left_seq")
+        .first()
+    )
+    if membership is None:
+        raise NotFound()
+    joined_seq, left_seq = membership
     limit = check_history_limit(limit)
-    messages = Message.objects.filter(conversation=conversation)
+    messages = Message.objects.filter(conversation_id=parse_uuid(conversation_id), seq__gte=joined_seq)
+    if left_seq is not None:
+        messages = messages.filter(seq__lte=left_seq)
     if after_seq is not None:
         messages = messages.filter(seq__gt=after_seq)
     if before_seq is not None:
@@ -172,10 +190,13 @@ def _with_status(message: Message, statuses: Statuses) -> dict[str, Any]:
 
 
 def watermarks_of(conversation_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[int, Marks]]:
-    """Return every participant's watermarks in each of the conversations, in one query."""
+    """Return every current member's watermarks in each of the conversations, in one query.
+
+    Departed members no longer count for the statuses of messages.
+    """
     marks: dict[uuid.UUID, dict[int, Marks]] = defaultdict(dict)
     for conversation_id, user_id, delivered_seq, read_seq in Participant.objects.filter(
-        conversation_id__in=set(conversation_ids)
+        conversation_id__in=set(conversation_ids), left_seq__isnull=True
     ).values_list("conversation_id", "user_id", "delivered_seq", "last_read_seq"):
         marks[conversation_id][user_id] = Marks(delivered=delivered_seq, read=read_seq)
     return marks
@@ -192,7 +213,9 @@ def conversation_receipts(*, user: AbstractBaseUser, conversation_id: uuid.UUID 
     conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
     return [
         {"id": str(user_id), "deliveredSeq": delivered_seq, "readSeq": read_seq}
-        for user_id, delivered_seq, read_seq in Participant.objects.filter(conversation=conversation)
+        for user_id, delivered_seq, read_seq in Participant.objects.filter(
+            conversation=conversation, left_seq__isnull=True
+        )
         .order_by("user_id")
         .values_list("user_id", "delivered_seq", "last_read_seq")
     ]
@@ -203,10 +226,12 @@ def messages_pending_for_user(*, user: AbstractBaseUser, limit: int) -> tuple[li
 
     Oldest first within each conversation, the user's own messages included
     (sent from another device, a client needs them to confirm a contiguous
-    run). One range scan of the seq index per conversation.
+    run). A conversation the user has left, up to its leaving (so that the
+    user learns it). One range scan of the seq index per conversation.
     """
     pending = list(
         Message.objects.filter(
+            Q(conversation__memberships__left_seq__isnull=True) | Q(seq__lte=F("conversation__memberships__left_seq")),
             conversation__memberships__user_id=user.pk,
             seq__gt=F("conversation__memberships__delivered_seq"),
         ).order_by("conversation_id", "seq")[: limit + 1]
@@ -214,15 +239,25 @@ def messages_pending_for_user(*, user: AbstractBaseUser, limit: int) -> tuple[li
     return pending[:limit], len(pending) > limit
 
 
+def _last_seq_for_member() -> Coalesce:
+    """The last seq a participant receives: the seq of its leaving, or the conversation's last seq."""
+    return Coalesce("left_seq", "conversation__last_seq")
+
+
 def conversation_tails(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
-    """Return the user's conversations whose last seq is above its delivered watermark, with both watermarks."""
+    """Return the user's conversations whose last seq is above its delivered watermark, with both watermarks.
+
+    For a conversation the user has left, the last seq is that of its leaving.
+    """
     return [
         {"conversationId": str(conversation_id), "lastSeq": last_seq, "deliveredSeq": delivered, "readSeq": read}
-        for conversation_id, last_seq, delivered, read in Participant.objects.filter(
-            user_id=user.pk, conversation__last_seq__gt=F("delivered_seq")
+        for conversation_id, last_seq, delivered, read in Participant.objects.annotate(
+            last_for_member=_last_seq_for_member()
         )
+        .filter(last_for_member__gt=F("delivered_seq"))
+        .filter(user_id=user.pk)
         .order_by("conversation_id")
-        .values_list("conversation_id", "conversation__last_seq", "delivered_seq", "last_read_seq")
+        .values_list("conversation_id", "last_for_member", "delivered_seq", "last_read_seq")
     ]
 
 
@@ -230,9 +265,8 @@ def users_with_pending(user_ids: Iterable[int | str]) -> set[str]:
     """Return which of the given users have a conversation whose last seq is above their delivered watermark."""
     return {
         str(user_id)
-        for user_id in Participant.objects.filter(
-            user_id__in=set(user_ids), conversation__last_seq__gt=F("delivered_seq")
-        )
+        for user_id in Participant.objects.annotate(last_for_member=_last_seq_for_member())
+        .filter(last_for_member__gt=F("delivered_seq"), user_id__in=set(user_ids))
         .values_list("user_id", flat=True)
         .distinct()
     }
@@ -245,12 +279,26 @@ def lagging_watermarks(user_ids: Iterable[int | str]) -> list[tuple[int, uuid.UU
     messages is not lagging for them.
     """
     from_others_above = Message.objects.filter(
-        conversation_id=OuterRef("conversation_id"), seq__gt=OuterRef("delivered_seq")
+        conversation_id=OuterRef("conversation_id"),
+        seq__gt=OuterRef("delivered_seq"),
+        seq__lte=OuterRef("last_for_member"),
     ).exclude(sender_id=OuterRef("user_id"))
     return list(
-        Participant.objects.filter(user_id__in=set(user_ids), conversation__last_seq__gt=F("delivered_seq"))
+        Participant.objects.annotate(last_for_member=_last_seq_for_member())
+        .filter(last_for_member__gt=F("delivered_seq"))
+        .filter(user_id__in=set(user_ids))
         .filter(Exists(from_others_above))
-        .values_list("user_id", "conversation_id", "delivered_seq", "conversation__last_seq")
+        .values_list("user_id", "conversation_id", "delivered_seq", "last_for_member")
+    )
+
+
+def member_ids_at(*, conversation_id: uuid.UUID, seq: int) -> tuple[int, ...]:
+    """Return who was a member when a conversation reached `seq` (who receives that message), in id order."""
+    return tuple(
+        Participant.objects.filter(conversation_id=conversation_id, joined_seq__lte=seq)
+        .filter(Q(left_seq__isnull=True) | Q(left_seq__gte=seq))
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
     )
 
 

@@ -71,8 +71,14 @@ def conversation_create(
         return _direct_conversation(creator.pk, other)
     with transaction.atomic():
         conversation = Conversation.objects.create(kind=Conversation.Kind.GROUP, title=title, created_by_id=creator.pk)
+        # The creator starts as the group's admin.
         Participant.objects.bulk_create(
-            Participant(conversation=conversation, user_id=user_id) for user_id in sorted(others | {creator.pk})
+            Participant(
+                conversation=conversation,
+                user_id=user_id,
+                role=Participant.Role.ADMIN if user_id == creator.pk else Participant.Role.MEMBER,
+            )
+            for user_id in sorted(others | {creator.pk})
         )
     return conversation, True
 
@@ -132,13 +138,32 @@ def messages_store(*, conversation_id: uuid.UUID, drafts: list[Draft]) -> list[S
     """Store checked messages to one conversation, in order, in one transaction; return each one's outcome.
 
     An outcome is (message, created) or the error for that draft alone
-    (NotFound for a sender who is not a participant; a repeated
-    clientMessageId answers with the original). Three statements and the
-    commit however many drafts: a busy conversation's senders, queued behind
-    its row lock, share one commit (see sending.py).
+    (NotFound for a sender who is not a member; a repeated clientMessageId
+    answers with the original). Three statements and the commit however
+    many drafts: a busy conversation's senders, queued behind its row lock,
+    share one commit (see sending.py).
     """
-    member_ids = conversation_member_ids(conversation_id)
-    outcomes: list[SendOutcome | None] = [None if d.sender_id in member_ids else NotFound() for d in drafts]
+    for _attempt in range(MEMBERSHIP_RETRIES):
+        try:
+            return _store_drafts(conversation_id, drafts)
+        except MembershipChanged:
+            continue  # the cache now holds the members under the lock: refuse who left, store the rest
+    return _store_drafts(conversation_id, drafts)
+
+
+# How often a batch is tried again after the membership changed under it (each change is a rare admin action).
+MEMBERSHIP_RETRIES = 3
+
+
+class MembershipChanged(Exception):
+    """A sender of a batch stopped being a member before the batch took the row lock; nothing was stored."""
+
+
+def _store_drafts(conversation_id: uuid.UUID, drafts: list[Draft]) -> list[SendOutcome]:
+    members = _members_known(conversation_id)
+    if any(d.sender_id not in members.ids for d in drafts):
+        members = _members_read(conversation_id)  # added in another process since this one read them?
+    outcomes: list[SendOutcome | None] = [None if d.sender_id in members.ids else NotFound() for d in drafts]
     members_drafts = [d for d, o in zip(drafts, outcomes, strict=True) if o is None]
     if not members_drafts:
         return [o for o in outcomes if o is not None]  # all refused
@@ -146,7 +171,7 @@ def messages_store(*, conversation_id: uuid.UUID, drafts: list[Draft]) -> list[S
         stored = [_store_one(conversation_id, d) for d in members_drafts]  # repeats within the batch
     else:
         try:
-            stored = [(m, True) for m in _store(conversation_id, members_drafts, member_ids)]
+            stored = [(m, True) for m in _store(conversation_id, members_drafts, members)]
         except IntegrityError:
             # A repeat of a stored clientMessageId is in the batch (the rollback
             # gave the seqs back): store one by one, so that only it is answered with its original.
@@ -159,7 +184,9 @@ def messages_store(*, conversation_id: uuid.UUID, drafts: list[Draft]) -> list[S
 
 def _store_one(conversation_id: uuid.UUID, draft: Draft) -> SendOutcome:
     try:
-        (message,) = _store(conversation_id, [draft], conversation_member_ids(conversation_id))
+        (message,) = _store(conversation_id, [draft], _members_known(conversation_id))
+    except MembershipChanged:
+        return NotFound()  # no longer a member
     except IntegrityError:
         # A repeat: the unique (sender, clientMessageId) refused the insert. Answer with the original.
         try:
@@ -174,9 +201,14 @@ def _store_one(conversation_id: uuid.UUID, draft: Draft) -> SendOutcome:
     return message, True
 
 
-def _store(conversation_id: uuid.UUID, drafts: list[Draft], member_ids: tuple[int, ...]) -> list[Message]:
+def _store(conversation_id: uuid.UUID, drafts: list[Draft], members: Members) -> list[Message]:
     with transaction.atomic():
-        last = _advance_seq(conversation_id, len(drafts))
+        last, members_seq = _advance_seq(conversation_id, len(drafts))
+        if members_seq != members.seq:
+            # The membership changed since this process read it: read it again, under the row lock, so exactly.
+            members = _members_read(conversation_id)
+            if any(d.sender_id not in members.ids for d in drafts):
+                raise MembershipChanged()
         messages = Message.objects.bulk_create(
             Message(
                 conversation_id=conversation_id,
@@ -192,7 +224,7 @@ def _store(conversation_id: uuid.UUID, drafts: list[Draft], member_ids: tuple[in
             records=[
                 (
                     chat_message_event(
-                        message, [str(uid) for uid in member_ids if uid != draft.sender_id], draft.sender_name
+                        message, [str(uid) for uid in members.ids if uid != draft.sender_id], draft.sender_name
                     ),
                     {ORIGIN_CHANNEL_HEADER: draft.origin_channel} if draft.origin_channel else None,
                 )
@@ -202,48 +234,78 @@ def _store(conversation_id: uuid.UUID, drafts: list[Draft], member_ids: tuple[in
     return messages
 
 
-def _advance_seq(conversation_id: uuid.UUID, count: int) -> int:
-    """Allocate the conversation's next `count` seqs in one statement; return the last.
+def _advance_seq(conversation_id: uuid.UUID, count: int) -> tuple[int, int]:
+    """Allocate the conversation's next `count` seqs in one statement; return the last and its members_seq.
 
     The row lock the UPDATE takes lasts until the commit, so it serializes the
-    senders of one conversation: seq is gapless and unique, and commit order
-    is seq order.
+    senders of one conversation (and its membership changes): seq is gapless
+    and unique, and commit order is seq order.
     """
     table = Conversation._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq",
+            f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq, members_seq",
             [count, Conversation._meta.pk.get_db_prep_value(conversation_id, connection)],
         )
         row = cursor.fetchone()
     if row is None:  # deleted since its members were read
         raise NotFound()
-    return row[0]
+    return row[0], row[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Members:
+    """A conversation's current members (user ids in id order) as of its `members_seq`."""
+
+    seq: int
+    ids: tuple[int, ...]
 
 
 def conversation_member_ids(conversation_id: uuid.UUID) -> tuple[int, ...]:
-    """Return the user ids of a conversation's participants, in id order (empty when unknown).
+    """Return the user ids of a conversation's current members, in id order (empty when unknown).
 
-    Participants never change once a conversation exists, so each process
-    keeps what it has read; an unknown id is not remembered.
+    Read fresh: for callers that do not hold the conversation's row lock
+    (typing, records from other services), which are not on the send path.
+    """
+    return _members_read(conversation_id).ids
+
+
+def _members_known(conversation_id: uuid.UUID) -> Members:
+    """Return the members this process keeps for the conversation, reading them when it keeps none.
+
+    Each process keeps what it read, stamped with the conversation's
+    `members_seq`; a send compares the stamp with the `members_seq` its
+    UPDATE returns under the row lock and reads the members again when they
+    differ, so a membership change made by any process is seen by the next
+    send of every process, and sends cost no extra query otherwise.
     """
     members = _members.get(conversation_id)
-    if members is None:
-        members = tuple(
-            Participant.objects.filter(conversation_id=conversation_id)
+    return members if members is not None else _members_read(conversation_id)
+
+
+def _members_read(conversation_id: uuid.UUID) -> Members:
+    """Read a conversation's members and keep them; an unknown conversation is not remembered."""
+    # members_seq first: a change committed between the two reads leaves an older stamp, so it is read again.
+    members_seq = Conversation.objects.filter(pk=conversation_id).values_list("members_seq", flat=True).first()
+    if members_seq is None:
+        return Members(seq=-1, ids=())
+    members = Members(
+        seq=members_seq,
+        ids=tuple(
+            Participant.objects.filter(conversation_id=conversation_id, left_seq__isnull=True)
             .order_by("user_id")
             .values_list("user_id", flat=True)
-        )
-        if members:
-            with _members_lock:
-                if len(_members) >= MEMBERS_CACHE_SIZE:
-                    _members.pop(next(iter(_members)))  # the oldest entry
-                _members[conversation_id] = members
+        ),
+    )
+    with _members_lock:
+        if conversation_id not in _members and len(_members) >= MEMBERS_CACHE_SIZE:
+            _members.pop(next(iter(_members)))  # the oldest entry
+        _members[conversation_id] = members
     return members
 
 
 MEMBERS_CACHE_SIZE = 100_000
-_members: dict[uuid.UUID, tuple[int, ...]] = {}
+_members: dict[uuid.UUID, Members] = {}
 _members_lock = threading.Lock()
 
 
@@ -260,7 +322,7 @@ def _original_message(sender_id: int, client_message_id: str, conversation_id: u
 def typing_event(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str, is_typing: bool) -> TypingEvent:
     """Build the typing-events payload for a participant; typing is never stored."""
     conversation_uuid = check_conversation_id(conversation_id)
-    member_ids = conversation_member_ids(conversation_uuid)
+    member_ids = conversation_member_ids(conversation_uuid)  # fresh: typing takes no row lock
     if user.pk not in member_ids:
         raise NotFound()
     return TypingEvent(
@@ -401,28 +463,42 @@ def watermarks_advance(*, confirmations: list[Confirmation]) -> list[bool | None
     with transaction.atomic():
         _serialize_watermarks(conversation_ids)
         rows = Participant.objects.filter(conversation_id__in=conversation_ids).values_list(
-            "pk", "conversation_id", "user_id", "delivered_seq", "last_read_seq", "conversation__last_seq"
+            "pk", "conversation_id", "user_id", "delivered_seq", "last_read_seq", "conversation__last_seq", "left_seq"
         )
         pks: dict[tuple[int, uuid.UUID], int] = {}
-        for pk, conversation_id, user_id, delivered_seq, read_seq, last_seq in rows:
-            before[conversation_id][user_id] = Marks(delivered=delivered_seq, read=read_seq)
+        # Members who left: their watermarks move up to their leaving (so that sync stops sending
+        # them its event), but they no longer count for statuses, so their moves are not announced.
+        departed: dict[tuple[int, uuid.UUID], tuple[Marks, int]] = {}
+        for pk, conversation_id, user_id, delivered_seq, read_seq, last_seq, left_seq in rows:
             last_seqs[conversation_id] = last_seq
             pks[(user_id, conversation_id)] = pk
+            if left_seq is None:
+                before[conversation_id][user_id] = Marks(delivered=delivered_seq, read=read_seq)
+            else:
+                departed[(user_id, conversation_id)] = (Marks(delivered=delivered_seq, read=read_seq), left_seq)
         after = {conversation_id: dict(marks) for conversation_id, marks in before.items()}
+        rows_after: list[tuple[int, Marks]] = []
         for key, c in wanted.items():
             if key not in pks:
                 continue
-            marks = before[c.conversation_id][c.user_id]
-            new = advanced(marks, delivered=c.delivered, read=c.read, last_seq=last_seqs[c.conversation_id])
+            if key in departed:
+                marks, left_seq = departed[key]
+                new = advanced(marks, delivered=c.delivered, read=c.read, last_seq=left_seq)
+                if new != marks:
+                    rows_after.append((pks[key], new))
+            else:
+                marks = before[c.conversation_id][c.user_id]
+                new = advanced(marks, delivered=c.delivered, read=c.read, last_seq=last_seqs[c.conversation_id])
+                after[c.conversation_id][c.user_id] = new
             moved[key] = new != marks
-            after[c.conversation_id][c.user_id] = new
-        changes = [key for key, did in moved.items() if did]
-        if changes:
-            rows_after = [(pks[(u, c)], after[c][u]) for u, c in changes]
+        changes = [key for key, did in moved.items() if did and key not in departed]
+        rows_after += [(pks[(u, c)], after[c][u]) for u, c in changes]
+        if rows_after:
             Participant.objects.bulk_update(
                 [Participant(pk=pk, delivered_seq=m.delivered, last_read_seq=m.read) for pk, m in rows_after],
                 ["delivered_seq", "last_read_seq"],
             )
+        if changes:
             _announce_moves(changes, before, after)
     return [moved.get((c.user_id, c.conversation_id)) for c in confirmations]
 

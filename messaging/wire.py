@@ -21,6 +21,11 @@ def message_wire(message: Message, status: str = MessageStatus.SENT.value) -> di
         "clientMessageId": message.client_message_id,
         "createdAt": iso_utc(message.created_at),
         "status": status,
+        "kind": message.kind,
+        "refersTo": str(message.refers_to_id) if message.refers_to_id else None,
+        "meta": message.meta,
+        "editedAt": iso_utc(message.edited_at) if message.edited_at else None,
+        "deletedAt": iso_utc(message.deleted_at) if message.deleted_at else None,
     }
 
 
@@ -35,6 +40,12 @@ def message_wire_from_event(event: ChatMessage) -> dict[str, Any]:
         "clientMessageId": event.client_message_id,
         "createdAt": event.created_at,
         "status": MessageStatus.SENT.value,
+        "kind": event.kind,
+        "refersTo": event.refers_to,
+        "meta": event.meta,
+        # A record announces a new message or event: not edited or deleted yet.
+        "editedAt": None,
+        "deletedAt": None,
     }
 
 
@@ -52,4 +63,7 @@ def chat_message_event(message: Message, recipient_ids: list[str], sender_name: 
         client_message_id=message.client_message_id,
         created_at=iso_utc(message.created_at),
         sender_name=sender_name,
+        kind=message.kind,
+        refers_to=str(message.refers_to_id) if message.refers_to_id else None,
+        meta=message.meta,
     )

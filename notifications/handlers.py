@@ -9,6 +9,7 @@ from kafka_bridge.consume.records import RecordInfo
 from kafka_bridge.payloads import Unprocessable
 from messaging.events import ChatMessage
 from messaging.foreign import foreign_chat_message
+from messaging.models import MessageKind
 from messaging.presence import online_user_ids
 from messaging.realtime import push_frame
 
@@ -32,13 +33,16 @@ async def notify_offline_recipients(event: ChatMessage, info: RecordInfo) -> Non
     """Give each recipient without an open socket a NEW_MESSAGE notification.
 
     Runs in a consumer group of its own, so this database work never delays
-    live delivery. Idempotent by seq.
+    live delivery. Idempotent by seq. Only text messages are announced:
+    edits, deletes and membership events are not new messages.
     """
     if not info.produced_here:
         try:
             event = await db(foreign_chat_message)(event)
         except Unprocessable:
             return  # the chat-messages loop dead-letters it; once is enough
+    if event.kind != MessageKind.TEXT:
+        return
     online = await online_user_ids(event.recipient_ids)
     for user_id in event.recipient_ids:
         if user_id not in online:

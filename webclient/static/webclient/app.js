@@ -24,6 +24,10 @@ const GAP_FILL_PAGE = 200;
 // Live messages of several senders can overtake one another: a missing one gets this long to arrive before
 // the page fetches it.
 const GAP_WAIT_MS = 300;
+// Events of a conversation's sequence (contract 1.3) shown as a line of their own; edits and deletes change the
+// message they refer to instead.
+const SYSTEM_KINDS = new Set(["member_added", "member_removed", "member_left", "renamed", "role_changed"]);
+const MEMBERSHIP_KINDS = new Set(["member_added", "member_removed", "member_left", "role_changed"]);
 const TICKS = { SENDING: "Sending…", SENT: "✓ Sent", DELIVERED: "✓✓ Delivered", READ: "✓✓ Read", FAILED: "Not sent" };
 
 const $ = (id) => document.getElementById(id);
@@ -44,6 +48,10 @@ function randomId() {
   const bytes = new Uint8Array(16);
   crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function isText(message) {
+  return !message.kind || message.kind === "text";
 }
 
 function timeOf(iso) {
@@ -70,6 +78,9 @@ const state = {
   unreadNotifications: 0,
   readSent: new Map(), // conversation id -> the last upToSeq sent
   picked: new Map(),
+  editing: null, // {conversationId, messageId} while the composer edits a message
+  changes: new Map(), // requestId of a message.edit or message.delete -> what it was, for its error
+  left: new Map(), // conversations the user left or was removed from (their last entry): history only
 };
 
 const socket = new ChatSocket({ onFrame, onOnline, onOffline });
@@ -330,6 +341,12 @@ async function openConversation(conversationId) {
   const conversation = state.conversations.get(conversationId);
   $("pane-title").textContent = titleOf(conversation);
   $("composer").hidden = false;
+  $("pane-note").hidden = true;
+  $("pane-error").textContent = "";
+  $("group-panel").hidden = true;
+  $("group-button").setAttribute("aria-expanded", "false");
+  if (state.editing) stopEditing();
+  renderGroupPanel();
   $("messages").replaceChildren();
   renderTyping();
   renderConversationList();
@@ -344,6 +361,10 @@ function closePane() {
   state.openId = null;
   document.querySelector(".app").classList.remove("pane-open");
   $("composer").hidden = true;
+  $("group-panel").hidden = true;
+  $("group-button").hidden = true;
+  $("pane-note").hidden = true;
+  if (state.editing) stopEditing();
   renderConversationList();
   const first = document.querySelector("#conversation-list button");
   (first || $("user-search")).focus();
@@ -404,26 +425,49 @@ function storeMessage(message) {
     if (STATUS_RANK[message.status] > STATUS_RANK[known.status]) known.status = message.status;
     return false;
   }
-  t.messages.set(message.seq, { ...message });
+  const stored = { ...message };
+  // What history answers already shows every change up to what the page knew; a change after it still applies.
+  stored.changedSeq = Math.max(message.seq, state.conversations.get(message.conversationId)?.lastSeq || 0);
+  t.messages.set(message.seq, stored);
   state.seenIds.add(message.id);
   if (t.oldestSeq === null || message.seq < t.oldestSeq) t.oldestSeq = message.seq;
   if (message.seq === 1) t.complete = true;
+  if (message.kind === "edit" || message.kind === "delete") applyChange(t, message);
   return true;
+}
+
+// An edit or delete event changes the message it refers to, when the page holds it and has not seen this change.
+function applyChange(t, event) {
+  const target = [...t.messages.values()].find((m) => m.id === event.refersTo);
+  if (!target || target.changedSeq >= event.seq) return;
+  target.changedSeq = event.seq;
+  if (event.kind === "edit") {
+    target.content = (event.meta && event.meta.content) || target.content;
+    target.editedAt = event.createdAt;
+  } else {
+    target.content = "";
+    target.deletedAt = event.createdAt;
+  }
 }
 
 function renderMessages(scrollToEnd = true) {
   const conversationId = state.openId;
   if (!conversationId) return;
-  const conversation = state.conversations.get(conversationId);
+  const conversation = state.conversations.get(conversationId) || state.left.get(conversationId);
+  if (!conversation) return;
   const t = thread(conversationId);
   const list = $("messages");
   const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
   const stored = [...t.messages.values()].sort((a, b) => a.seq - b.seq);
-  const mine = stored.filter((m) => m.senderId === state.me.id);
+  const mine = stored.filter((m) => m.senderId === state.me.id && isText(m));
   const lastSeen = conversation.kind === "group" ? [...mine].reverse().find((m) => readersOf(conversation, m, state.me.id).length) : null;
   const items = [];
   if (t.complete) items.push(el("li", { class: "history-note", text: "Start of the conversation" }));
-  for (const message of stored) items.push(messageItem(conversation, message, message === lastSeen));
+  for (const message of stored) {
+    if (SYSTEM_KINDS.has(message.kind)) items.push(el("li", { class: "system-line", text: message.content }));
+    else if (isText(message)) items.push(messageItem(conversation, message, message === lastSeen));
+    // edit and delete events are shown on the message they change
+  }
   for (const [clientMessageId, p] of state.pending) {
     if (p.conversationId === conversationId) items.push(pendingItem(clientMessageId, p));
   }
@@ -438,18 +482,75 @@ function messageItem(conversation, message, showSeenBy) {
   item.dataset.seq = String(message.seq);
   if (!mine && conversation.kind === "group") item.append(el("div", { class: "message-sender", text: nameOf(message.senderId) }));
   if (!mine && conversation.kind === "direct") item.append(el("span", { class: "visually-hidden", text: `${nameOf(message.senderId)}: ` }));
-  item.append(el("div", { class: "message-content", text: message.content }));
+  if (message.deletedAt) item.append(el("div", { class: "message-content deleted", text: "Message deleted" }));
+  else item.append(el("div", { class: "message-content", text: message.content }));
   const meta = el("div", { class: "message-meta", text: timeOf(message.createdAt) });
+  if (message.editedAt && !message.deletedAt) meta.append(" ", el("span", { class: "edited", text: "edited" }));
   if (mine) {
     const status = statusOf(message, conversation, state.me.id);
     meta.append(" ", el("span", { class: "tick", text: TICKS[status], "data-status": status }));
   }
   item.append(meta);
+  const actions = messageActions(conversation, message, mine);
+  if (actions) item.append(actions);
   if (showSeenBy) {
     const names = readersOf(conversation, message, state.me.id).map(nameOf);
     item.append(el("div", { class: "seen-by", text: `Seen by ${names.join(", ")}` }));
   }
   return item;
+}
+
+function amAdmin(conversation) {
+  return conversation.kind === "group" && myEntry(conversation, state.me.id)?.role === "admin";
+}
+
+// Edit and delete for one's own messages; delete for a group admin on others'.
+function messageActions(conversation, message, mine) {
+  if (message.deletedAt || state.left.has(conversation.id)) return null;
+  const short = message.content.length > 40 ? `${message.content.slice(0, 40)}…` : message.content;
+  const buttons = [];
+  if (mine) {
+    const edit = el("button", { type: "button", text: "Edit", "aria-label": `Edit message: ${short}` });
+    edit.addEventListener("click", () => startEditing(message));
+    buttons.push(edit);
+  }
+  if (mine || amAdmin(conversation)) {
+    const remove = el("button", { type: "button", text: "Delete", "aria-label": `Delete message: ${short}` });
+    remove.addEventListener("click", () => deleteMessage(message));
+    buttons.push(remove);
+  }
+  return buttons.length ? el("div", { class: "message-actions" }, ...buttons) : null;
+}
+
+function startEditing(message) {
+  state.editing = { conversationId: message.conversationId, messageId: message.id };
+  $("editing-bar").hidden = false;
+  const input = $("composer-input");
+  input.value = message.content;
+  input.setAttribute("aria-describedby", "editing-label");
+  input.focus();
+}
+
+function stopEditing() {
+  state.editing = null;
+  $("editing-bar").hidden = true;
+  $("composer-input").value = "";
+  $("composer-input").removeAttribute("aria-describedby");
+}
+
+function requestChange(frame, what) {
+  const requestId = socket.nextRequestId(frame.type);
+  state.changes.set(requestId, what);
+  $("pane-error").textContent = "";
+  if (!socket.send({ ...frame, requestId, clientMessageId: randomId() })) {
+    state.changes.delete(requestId);
+    $("pane-error").textContent = `Could not ${what}: you are offline.`;
+  }
+}
+
+function deleteMessage(message) {
+  if (!window.confirm("Delete this message for everyone?")) return;
+  requestChange({ type: "message.delete", messageId: message.id }, "delete the message");
 }
 
 function pendingItem(clientMessageId, p) {
@@ -476,6 +577,7 @@ function markRead() {
   const conversationId = state.openId;
   if (!conversationId || document.visibilityState !== "visible") return;
   const conversation = state.conversations.get(conversationId);
+  if (!conversation) return; // left: nothing to mark
   const t = thread(conversationId);
   const fromOthers = [...t.messages.values()].filter((m) => m.senderId !== state.me.id).map((m) => m.seq);
   if (!fromOthers.length) return;
@@ -521,6 +623,11 @@ function sendFromComposer(event) {
   const input = $("composer-input");
   const content = input.value;
   if (!content.trim() || !state.openId) return;
+  if (state.editing && state.editing.conversationId === state.openId) {
+    requestChange({ type: "message.edit", messageId: state.editing.messageId, content }, "edit the message");
+    stopEditing();
+    return;
+  }
   input.value = "";
   stopTyping(state.openId);
   const clientMessageId = randomId();
@@ -541,6 +648,7 @@ function transmit(clientMessageId) {
 }
 
 function onAck(frame) {
+  state.changes.delete(frame.requestId);
   const p = state.pending.get(frame.clientMessageId);
   if (p) {
     clearTimeout(p.timer);
@@ -554,6 +662,12 @@ function onError(frame) {
     // Signed out elsewhere (another tab of this browser): back to the sign-in form.
     socket.stop();
     location.reload();
+    return;
+  }
+  const change = state.changes.get(frame.requestId);
+  if (change) {
+    state.changes.delete(frame.requestId);
+    $("pane-error").textContent = `Could not ${change}: ${typeof frame.detail === "string" ? frame.detail : "refused"}`;
     return;
   }
   for (const [clientMessageId, p] of state.pending) {
@@ -616,6 +730,12 @@ async function arrived(message, fromOthers) {
     try {
       conversation = await fetchConversation(message.conversationId);
     } catch {
+      const named = (message.meta && message.meta.userIds) || [];
+      if ((message.kind === "member_removed" || message.kind === "member_left") && named.includes(state.me.id)) {
+        // Left while away: that event ends the user's part of the conversation; confirm it, so it is not sent again.
+        state.held.raise(message.conversationId, message.seq);
+        socket.confirm(message.conversationId, message.seq);
+      }
       return;
     }
     if (state.seenIds.has(message.id)) return;
@@ -636,6 +756,11 @@ function record(conversation, message, fromOthers) {
   if (!conversation.lastMessage || message.seq >= conversation.lastMessage.seq) conversation.lastMessage = message;
   conversation.lastSeq = Math.max(conversation.lastSeq || 0, message.seq);
   conversation.activity = Math.max(conversation.activity, Date.parse(message.createdAt) || Date.now());
+  if (isNew && !isText(message)) {
+    applyEvent(conversation, message);
+    if (SYSTEM_KINDS.has(message.kind) && fromOthers) announce(message.content);
+    return;
+  }
   if (fromOthers && isNew) {
     const open = state.openId === message.conversationId;
     // A missed message fetched from history may have been read already on another device.
@@ -643,6 +768,158 @@ function record(conversation, message, fromOthers) {
     if (!(open && document.visibilityState === "visible") && message.seq > readUpTo) conversation.unreadCount = (conversation.unreadCount || 0) + 1;
     announce(`New message from ${nameOf(message.senderId)}${conversation.kind === "group" ? ` in ${titleOf(conversation)}` : ""}: ${message.content}`);
   }
+}
+
+// A membership or title event changes the conversation's entry; one that names the user ends their membership.
+function applyEvent(conversation, message) {
+  if (message.kind === "renamed") {
+    conversation.title = (message.meta && message.meta.title) || "";
+    if (state.openId === conversation.id) $("pane-title").textContent = titleOf(conversation);
+  }
+  if (!MEMBERSHIP_KINDS.has(message.kind)) return;
+  const named = (message.meta && message.meta.userIds) || [];
+  if ((message.kind === "member_removed" || message.kind === "member_left") && named.includes(state.me.id)) {
+    leftConversation(conversation.id, message.kind === "member_left" ? "You left this group." : "You were removed from this group.");
+    return;
+  }
+  // Members and roles: the conversation's answer has them all.
+  fetchConversation(conversation.id).then(() => {
+    if (state.openId === conversation.id) {
+      renderGroupPanel();
+      renderMessages(false);
+    }
+  }, () => {});
+}
+
+// The user is no longer a member: the conversation leaves the list; an open pane keeps its history, read only.
+function leftConversation(conversationId, note) {
+  const conversation = state.conversations.get(conversationId);
+  if (conversation) state.left.set(conversationId, conversation);
+  state.conversations.delete(conversationId);
+  if (state.openId === conversationId) {
+    $("composer").hidden = true;
+    $("group-button").hidden = true;
+    $("group-panel").hidden = true;
+    $("pane-note").textContent = note;
+    $("pane-note").hidden = false;
+    if (state.editing) stopEditing();
+  }
+  announce(note);
+  renderConversationList();
+}
+
+// ### Group info ###
+
+function renderGroupPanel() {
+  const conversation = state.conversations.get(state.openId);
+  const isGroup = Boolean(conversation) && conversation.kind === "group";
+  $("group-button").hidden = !isGroup;
+  if (!isGroup) {
+    $("group-panel").hidden = true;
+    return;
+  }
+  const admin = amAdmin(conversation);
+  for (const node of $("group-panel").querySelectorAll(".admin-only")) node.hidden = !admin;
+  if (document.activeElement !== $("rename-input")) $("rename-input").value = conversation.title || "";
+  const members = [...conversation.participants].sort((a, b) => nameOf(a.id).localeCompare(nameOf(b.id)));
+  $("member-list").replaceChildren(
+    ...members.map((p) => {
+      const you = String(p.id) === state.me.id;
+      const item = el("li", {}, el("span", { class: "member-name", text: you ? `${nameOf(p.id)} (you)` : nameOf(p.id) }));
+      if (p.role === "admin") item.append(el("span", { class: "role", text: "admin" }));
+      if (admin && !you) {
+        const makeAdmin = p.role !== "admin";
+        const role = el("button", { type: "button", text: makeAdmin ? "Make admin" : "Make member", "aria-label": `${makeAdmin ? "Make admin" : "Make member"}: ${nameOf(p.id)}` });
+        role.addEventListener("click", () => changeGroup("POST", `participants/${p.id}/role/`, { role: makeAdmin ? "admin" : "member" }));
+        const remove = el("button", { type: "button", text: "Remove", "aria-label": `Remove ${nameOf(p.id)} from the group` });
+        remove.addEventListener("click", () => {
+          if (window.confirm(`Remove ${nameOf(p.id)} from the group?`)) changeGroup("DELETE", `participants/${p.id}/`);
+        });
+        item.append(role, remove);
+      }
+      return item;
+    }),
+  );
+}
+
+function toggleGroupPanel() {
+  const panel = $("group-panel");
+  panel.hidden = !panel.hidden;
+  $("group-button").setAttribute("aria-expanded", String(!panel.hidden));
+  if (!panel.hidden) {
+    renderGroupPanel();
+    const first = panel.querySelector("button, input");
+    if (first) first.focus();
+  }
+}
+
+// Change the open group through REST; everyone (this page too) then gets the event live.
+async function changeGroup(method, path, body) {
+  const conversationId = state.openId;
+  $("group-error").textContent = "";
+  try {
+    await api(method, `/api/conversations/${conversationId}/${path}`, body);
+  } catch (error) {
+    $("group-error").textContent = error.message;
+    return false;
+  }
+  if (state.conversations.has(conversationId)) {
+    await fetchConversation(conversationId).catch(() => {});
+    if (state.openId === conversationId) renderGroupPanel();
+  }
+  return true;
+}
+
+async function renameGroup(event) {
+  event.preventDefault();
+  await changeGroup("PATCH", "", { title: $("rename-input").value.trim() });
+}
+
+async function leaveGroup() {
+  if (!window.confirm("Leave this group? You keep what you have read so far.")) return;
+  const conversationId = state.openId;
+  if (await changeGroup("DELETE", `participants/${state.me.id}/`)) leftConversation(conversationId, "You left this group.");
+}
+
+let memberSearchTimer = null;
+
+function onMemberSearchInput() {
+  clearTimeout(memberSearchTimer);
+  memberSearchTimer = setTimeout(searchMembers, 200);
+}
+
+async function searchMembers() {
+  const text = $("member-search").value.trim();
+  const results = $("member-search-results");
+  const conversation = state.conversations.get(state.openId);
+  if (!text || !conversation) {
+    results.replaceChildren();
+    return;
+  }
+  let found;
+  try {
+    found = (await api("GET", "/api/users/", undefined, { search: text, limit: 20 })).results;
+  } catch (error) {
+    $("group-error").textContent = error.message;
+    return;
+  }
+  found.forEach(remember);
+  results.replaceChildren(
+    ...found
+      .filter((u) => !conversation.participantIds.includes(String(u.id)))
+      .map((u) => {
+        const label = u.displayName ? `${u.displayName} (${u.username})` : u.username;
+        const button = el("button", { type: "button", text: `Add ${label}` });
+        button.dataset.userId = u.id;
+        button.addEventListener("click", async () => {
+          if (await changeGroup("POST", "participants/", { userIds: [u.id] })) {
+            $("member-search").value = "";
+            results.replaceChildren();
+          }
+        });
+        return el("li", {}, button);
+      }),
+  );
 }
 
 function onStatus(frame) {
@@ -916,6 +1193,14 @@ function bindEvents() {
   $("new-conversation-form").addEventListener("submit", startConversation);
   $("more-conversations").addEventListener("click", () => loadConversations(false));
   $("back-button").addEventListener("click", closePane);
+  $("group-button").addEventListener("click", toggleGroupPanel);
+  $("rename-form").addEventListener("submit", renameGroup);
+  $("leave-button").addEventListener("click", leaveGroup);
+  $("member-search").addEventListener("input", onMemberSearchInput);
+  $("editing-cancel").addEventListener("click", () => {
+    stopEditing();
+    $("composer-input").focus();
+  });
   $("composer").addEventListener("submit", sendFromComposer);
   $("composer-input").addEventListener("keydown", onComposerKey);
   $("composer-input").addEventListener("input", onComposerInput);
@@ -928,6 +1213,8 @@ function bindEvents() {
     for (const [buttonId, panelId] of [["bell-button", "notifications-panel"], ["profile-button", "profile-panel"]]) {
       if (!$(panelId).hidden) togglePanel(buttonId, panelId);
     }
+    if (!$("group-panel").hidden) toggleGroupPanel();
+    if (state.editing) stopEditing();
   });
 }
 
