@@ -266,6 +266,18 @@ function onSearchInput() {
   searchTimer = setTimeout(search, 200);
 }
 
+// People whose name matches, remembered for display; null (with the reason shown in errorBox) on failure.
+async function findPeople(text, errorBox) {
+  try {
+    const found = (await api("GET", "/api/users/", undefined, { search: text, limit: 20 })).results;
+    found.forEach(remember);
+    return found;
+  } catch (error) {
+    errorBox.textContent = error.message;
+    return null;
+  }
+}
+
 async function search() {
   const text = $("user-search").value.trim();
   const results = $("search-results");
@@ -273,14 +285,8 @@ async function search() {
     results.replaceChildren();
     return;
   }
-  let found;
-  try {
-    found = (await api("GET", "/api/users/", undefined, { search: text, limit: 20 })).results;
-  } catch (error) {
-    $("new-conversation-error").textContent = error.message;
-    return;
-  }
-  found.forEach(remember);
+  const found = await findPeople(text, $("new-conversation-error"));
+  if (!found) return;
   results.replaceChildren(
     ...found
       .filter((u) => u.id !== state.me.id)
@@ -896,14 +902,8 @@ async function searchMembers() {
     results.replaceChildren();
     return;
   }
-  let found;
-  try {
-    found = (await api("GET", "/api/users/", undefined, { search: text, limit: 20 })).results;
-  } catch (error) {
-    $("group-error").textContent = error.message;
-    return;
-  }
-  found.forEach(remember);
+  const found = await findPeople(text, $("group-error"));
+  if (!found) return;
   results.replaceChildren(
     ...found
       .filter((u) => !conversation.participantIds.includes(String(u.id)))
