@@ -105,6 +105,9 @@ class LocalSockets:
             for user_id in user_ids:
                 if user_id in self.by_user:
                     await self.send(user_id, text, exclude)
+            # Let the server write each frame out before the next: a batch queued whole would
+            # count as unsent bytes at once, and close readers that keep up (1013) as if they did not.
+            await asyncio.sleep(0)
 
     async def _listen(self) -> None:
         layer = get_channel_layer()

@@ -115,14 +115,15 @@ class Redelivery:
         return sent
 
 
-def _missing(conversation_id: uuid.UUID, delivered_seq: int, up_to_seq: int) -> list[dict[str, object]]:
+def _missing(user_id: int, conversation_id: uuid.UUID, delivered_seq: int, up_to_seq: int) -> list[dict[str, object]]:
+    # The user's own messages are left out: its client has them from the ack (or resends and gets the original).
     messages = selectors.messages_between(
         conversation_id=conversation_id,
         after_seq=delivered_seq,
         up_to_seq=up_to_seq,
         limit=settings.CHAT_SYNC_BATCH_MAX,
     )
-    return selectors.messages_wire(messages)
+    return selectors.messages_wire([m for m in messages if m.sender_id != user_id])
 
 
 _redelivery: PerLoop[Redelivery] = PerLoop(Redelivery)
