@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test lint bench demo venv clean
+.PHONY: run test lint bench demo backup restore venv clean
 
 run: venv
 	scripts/run.sh
@@ -26,6 +26,14 @@ bench: venv
 URL ?= http://127.0.0.1:8000
 demo: venv
 	DJANGO_DEBUG=1 $(VENV)/bin/python manage.py chat_demo --url $(URL)
+
+# A consistent dump of the PostgreSQL database (DATABASE_URL) with its manifest,
+# into BACKUP_DIR (default backups/); restore one into an empty database.
+backup: venv
+	scripts/backup.sh create
+
+restore: venv
+	scripts/backup.sh restore "$(FILE)"
 
 venv: $(STAMP)
 
