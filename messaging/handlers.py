@@ -24,7 +24,14 @@ from .wire import message_wire_from_event
 
 
 async def deliver_chat_messages(records: list[tuple[ChatMessage, RecordInfo]]) -> None:
-    """Push `message.new` to every recipient and to the sender's other sockets, for records of one conversation."""
+    """Push `message.new` to every recipient and to the sender's other sockets, for records of one conversation.
+
+    A republished record (manage.py republish) is skipped: it is for
+    consumers downstream that lost theirs. Clients got the message when it
+    was first published, or get it by their watermarks (redelivery, `sync`);
+    pushing it again would show it to them as new a second time.
+    """
+    records = [(event, info) for event, info in records if not info.republished]
     records = await _resolved(records, _resolve_chat_message)
     await push_frames(
         [

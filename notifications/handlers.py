@@ -34,8 +34,12 @@ async def notify_offline_recipients(event: ChatMessage, info: RecordInfo) -> Non
 
     Runs in a consumer group of its own, so this database work never delays
     live delivery. Idempotent by seq. Only text messages are announced:
-    edits, deletes and membership events are not new messages.
+    edits, deletes and membership events are not new messages, and neither
+    is a republished record (manage.py republish), which would otherwise
+    announce again a message whose notification was read.
     """
+    if info.republished:
+        return
     if not info.produced_here:
         try:
             event = await db(foreign_chat_message)(event)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from confluent_kafka import Message
 
 from ..payloads import Payload
-from ..produce.origin import produced_here
+from ..produce.origin import produced_here, republished
 
 P = TypeVar("P", bound=Payload)
 
@@ -84,6 +84,11 @@ class RecordInfo:
     def produced_here(self) -> bool:
         """Whether this service produced the record (else another service did, in the seed's shape)."""
         return produced_here(self.headers)
+
+    @property
+    def republished(self) -> bool:
+        """Whether this service produced the record again, for consumers that lost the first (manage.py republish)."""
+        return republished(self.headers)
 
 
 Handler = Callable[[P, RecordInfo], Awaitable[None]]
