@@ -212,11 +212,14 @@ async function loadConversations(first) {
 
 function addConversation(conversation, fallback, known = state.conversations.get(conversation.id)) {
   conversation.participants.forEach(remember);
+  // The answer's unreadCount counts every message up to its lastSeq: those never count again when they arrive.
+  conversation.countedSeq = conversation.lastSeq || 0;
   if (known && (known.lastSeq || 0) > (conversation.lastSeq || 0)) {
     // Messages arrived live after the server wrote this answer: keep what they brought.
     conversation.lastSeq = known.lastSeq;
     conversation.lastMessage = known.lastMessage;
     conversation.unreadCount = known.unreadCount;
+    conversation.countedSeq = known.countedSeq || 0;
   }
   // Watermarks never move back: live frames may have moved them after the server wrote this answer.
   if (known) keepHigherWatermarks(conversation, known);
@@ -771,7 +774,8 @@ function record(conversation, message, fromOthers) {
     const open = state.openId === message.conversationId;
     // A missed message fetched from history may have been read already on another device.
     const readUpTo = Math.max(state.readSent.get(conversation.id) || 0, myEntry(conversation, state.me.id)?.lastReadSeq || 0);
-    if (!(open && document.visibilityState === "visible") && message.seq > readUpTo) conversation.unreadCount = (conversation.unreadCount || 0) + 1;
+    const counted = message.seq <= readUpTo || message.seq <= (conversation.countedSeq || 0);
+    if (!(open && document.visibilityState === "visible") && !counted) conversation.unreadCount = (conversation.unreadCount || 0) + 1;
     announce(`New message from ${nameOf(message.senderId)}${conversation.kind === "group" ? ` in ${titleOf(conversation)}` : ""}: ${message.content}`);
   }
 }
