@@ -1,6 +1,7 @@
 // The chat page. Every piece of user content is set with textContent: never as HTML.
 
 import { api, ApiError } from "./api.js";
+import { initNotifications, loadNotifications, onNotification, showUnreadTotal } from "./notifications.js";
 import { ChatSocket } from "./socket.js";
 import {
   Holdings,
@@ -74,8 +75,6 @@ const state = {
   typing: new Map(), // conversation id -> Map user id -> expiry timer
   typingSentAt: 0,
   typingIdleTimer: null,
-  notifications: new Map(),
-  unreadNotifications: 0,
   readSent: new Map(), // conversation id -> the last upToSeq sent
   picked: new Map(),
   editing: null, // {conversationId, messageId} while the composer edits a message
@@ -258,6 +257,7 @@ function renderConversationList() {
       return el("li", {}, button);
     }),
   );
+  showUnreadTotal(ordered.reduce((total, c) => total + (c.id === state.openId && paneVisible() ? 0 : c.unreadCount || 0), 0));
 }
 
 // ### Starting a conversation ###
@@ -364,6 +364,16 @@ async function openConversation(conversationId) {
   renderMessages();
   markRead();
   $("composer-input").focus();
+}
+
+// A notification's conversation: fetched first when the page does not hold it yet.
+async function openFromNotification(conversationId) {
+  try {
+    if (!state.conversations.has(conversationId)) await fetchConversation(conversationId);
+  } catch {
+    return; // no longer the user's
+  }
+  openConversation(conversationId);
 }
 
 function closePane() {
@@ -1095,80 +1105,7 @@ async function onOffline(attempt) {
   }
 }
 
-// ### Notifications ###
-
-async function loadNotifications() {
-  try {
-    const [recent, unread] = await Promise.all([
-      api("GET", "/api/notifications/", undefined, { page_size: 20 }),
-      api("GET", "/api/notifications/", undefined, { unread: "true", page_size: 1 }),
-    ]);
-    state.notifications.clear();
-    recent.results.forEach((n) => state.notifications.set(n.id, n));
-    state.unreadNotifications = unread.count;
-    renderNotifications();
-  } catch {
-    // Shown again on the next connect.
-  }
-}
-
-function onNotification(notification) {
-  const known = state.notifications.get(notification.id);
-  if (known && known.updatedAt && notification.updatedAt && notification.updatedAt < known.updatedAt) return;
-  if (!notification.read && (!known || known.read)) state.unreadNotifications += 1;
-  if (notification.read && known && !known.read) state.unreadNotifications = Math.max(0, state.unreadNotifications - 1);
-  state.notifications.set(notification.id, notification);
-  renderNotifications();
-}
-
-function renderNotifications() {
-  const count = state.unreadNotifications;
-  $("bell-count").hidden = count === 0;
-  $("bell-count").textContent = String(count);
-  const ordered = [...state.notifications.values()].sort((a, b) => (b.updatedAt || b.createdAt).localeCompare(a.updatedAt || a.createdAt));
-  $("notifications-empty").hidden = ordered.length > 0;
-  $("notification-list").replaceChildren(
-    ...ordered.map((n) => {
-      const item = el("li", { class: n.read ? "notification" : "notification unread" });
-      item.dataset.notificationId = n.id;
-      item.dataset.type = n.type;
-      const text = el("div", { class: "notification-text" }, el("div", { class: "notification-title", text: n.title }), n.content ? el("div", { class: "muted", text: n.content }) : null);
-      item.append(text);
-      if (!n.read) {
-        const mark = el("button", { type: "button", text: "Mark read", "aria-label": `Mark read: ${n.title}` });
-        mark.addEventListener("click", () => markNotificationRead(n.id));
-        item.append(mark);
-      }
-      return item;
-    }),
-  );
-}
-
-async function markNotificationRead(id) {
-  try {
-    await api("POST", `/api/notifications/${id}/read/`);
-  } catch {
-    return;
-  }
-  const n = state.notifications.get(id);
-  if (n && !n.read) {
-    n.read = true;
-    state.unreadNotifications = Math.max(0, state.unreadNotifications - 1);
-  }
-  renderNotifications();
-  $("bell-button").focus();
-}
-
-async function markAllNotificationsRead() {
-  try {
-    await api("POST", "/api/notifications/read-all/");
-  } catch {
-    return;
-  }
-  for (const n of state.notifications.values()) n.read = true;
-  state.unreadNotifications = 0;
-  renderNotifications();
-}
+// ### Panels ###
 
 function togglePanel(buttonId, panelId) {
   const panel = $(panelId);
@@ -1191,8 +1128,7 @@ function bindEvents() {
   $("logout-button").addEventListener("click", logout);
   $("profile-button").addEventListener("click", () => togglePanel("profile-button", "profile-panel"));
   $("profile-form").addEventListener("submit", saveProfile);
-  $("bell-button").addEventListener("click", () => togglePanel("bell-button", "notifications-panel"));
-  $("notifications-read-all").addEventListener("click", markAllNotificationsRead);
+  initNotifications({ open: openFromNotification });
   $("user-search").addEventListener("input", onSearchInput);
   $("new-conversation-form").addEventListener("submit", startConversation);
   $("more-conversations").addEventListener("click", () => loadConversations(false));
@@ -1213,10 +1149,8 @@ function bindEvents() {
   });
   document.addEventListener("visibilitychange", markRead);
   document.addEventListener("keydown", (event) => {
-    if (event.key !== "Escape") return;
-    for (const [buttonId, panelId] of [["bell-button", "notifications-panel"], ["profile-button", "profile-panel"]]) {
-      if (!$(panelId).hidden) togglePanel(buttonId, panelId);
-    }
+    if (event.key !== "Escape" || event.defaultPrevented) return; // the notifications overlay took it
+    if (!$("profile-panel").hidden) togglePanel("profile-button", "profile-panel");
     if (!$("group-panel").hidden) toggleGroupPanel();
     if (state.editing) stopEditing();
   });
