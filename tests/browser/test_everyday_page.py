@@ -1,5 +1,5 @@
 """The page people keep open all day, in Debian's Chromium against the real system: unread counts that are
-right, notifications that clear when read, and the tab's title."""
+right, notifications that clear when read, the tab's title, errors in plain words, and why a tab signed out."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_a_new_conversations_first_message_counts_once_and_the_tab_title_shows_t
     expect(ben.page).to_have_title("Chat")
 
 
-def test_a_notification_opens_its_conversation_and_clears_in_every_tab_once_read(people, web_stack):
+def test_a_notification_opens_its_conversation_and_clears_in_every_tab_until_the_session_ends(people, web_stack):
     ann, ben = people("ann").register(), people("ben").register()
     ann.set_display_name("Ann Archer")
     ann.start_chat(ben)
@@ -82,3 +82,30 @@ def test_a_notification_opens_its_conversation_and_clears_in_every_tab_once_read
     expect(tab.locator("#bell-count")).to_be_hidden()
     expect(tab.locator("#notifications-empty")).to_have_text("No new notifications.")
     expect(tab.get_by_role("button", name="Mark all read")).to_be_hidden()
+    # The server ends Ben's session (not a logout): his next visit says so.
+    (session,) = [c["value"] for c in ben.context.cookies() if c["name"] == "sessionid"]
+    assert web_stack.query("DELETE FROM django_session WHERE session_key = %s RETURNING 1", session) == [(1,)]
+    tab.reload()
+    expect(tab.locator("#auth-notice")).to_have_text("Your session ended; sign in again.")
+
+
+def test_plain_words_for_a_refused_registration_and_for_a_tab_signed_out_elsewhere(people):
+    ann = people("ann")
+    ann.page.get_by_label("Username").fill(ann.username)
+    ann.page.get_by_label("Password").fill("k7#Qz")
+    ann.page.get_by_role("button", name="Register").click()
+    expect(ann.page.locator("#auth-error")).to_have_text(
+        "This password is too short. It must contain at least 8 characters."
+    )
+    ann.register()  # a good password: in
+    assert ann.context is not None
+    tab = ann.context.new_page()
+    tab.goto(ann.base + "/")
+    expect(tab.locator("body")).to_have_attribute("data-online", "true")
+    ann.page.get_by_role("button", name="Log out").click()
+    expect(tab.locator("#auth-notice")).to_have_text("You were signed out in another tab.")
+    expect(tab.get_by_role("button", name="Log in")).to_be_visible()
+    # The tab that logged out needs no reason.
+    expect(ann.page.locator("body")).to_have_attribute("data-view", "auth")
+    expect(ann.page.locator("#auth-notice")).to_be_hidden()
+    ann.screenshot("signed-out")

@@ -1,7 +1,9 @@
 // The chat page. Every piece of user content is set with textContent: never as HTML.
 
 import { api, ApiError } from "./api.js";
+import { describeError } from "./errors.js";
 import { initNotifications, loadNotifications, onNotification, showUnreadTotal } from "./notifications.js";
+import { SESSION_ENDED, SIGNED_OUT_ELSEWHERE, forgetSignedIn, rememberSignedIn, signOutWithReason, takeSignedOutReason } from "./session.js";
 import { ChatSocket } from "./socket.js";
 import {
   Holdings,
@@ -128,6 +130,7 @@ function showAuth() {
   $("app-view").hidden = true;
   $("auth-view").hidden = false;
   $("offline-banner").hidden = true;
+  $("auth-notice").textContent = takeSignedOutReason();
   // Someone may already be typing while the session check ran: keep their focus.
   if (!$("auth-view").contains(document.activeElement)) $("auth-username").focus();
   document.body.dataset.view = "auth";
@@ -136,6 +139,7 @@ function showAuth() {
 async function enter(me) {
   state.me = { ...me, id: String(me.id) };
   remember(state.me);
+  rememberSignedIn();
   $("auth-view").hidden = true;
   $("app-view").hidden = false;
   document.body.dataset.view = "app";
@@ -165,12 +169,14 @@ async function authenticate(register) {
 }
 
 async function logout() {
+  // First: this tab's socket is told of the logout too, and this tab needs no reason.
+  socket.stop();
+  forgetSignedIn();
   try {
     await api("POST", "/api/auth/logout/");
   } catch {
     // Signed out already, or offline: the page forgets the user either way.
   }
-  socket.stop();
   location.reload();
 }
 
@@ -678,15 +684,15 @@ function onAck(frame) {
 
 function onError(frame) {
   if (frame.code === "logged_out" || frame.code === "token_expired") {
-    // Signed out elsewhere (another tab of this browser): back to the sign-in form.
+    // Signed out elsewhere (another tab of this browser): back to the sign-in form, which says so.
     socket.stop();
-    location.reload();
+    signOutWithReason(frame.code === "logged_out" ? SIGNED_OUT_ELSEWHERE : SESSION_ENDED);
     return;
   }
   const change = state.changes.get(frame.requestId);
   if (change) {
     state.changes.delete(frame.requestId);
-    $("pane-error").textContent = `Could not ${change}: ${typeof frame.detail === "string" ? frame.detail : "refused"}`;
+    $("pane-error").textContent = `Could not ${change}: ${describeError(frame)}`;
     return;
   }
   for (const [clientMessageId, p] of state.pending) {
@@ -697,7 +703,7 @@ function onError(frame) {
     } else if (frame.code === "server_error") {
       p.timer = setTimeout(() => transmit(clientMessageId), 2000);
     } else {
-      p.failed = typeof frame.detail === "string" ? frame.detail : "The server refused it.";
+      p.failed = describeError(frame);
       if (p.conversationId === state.openId) renderMessages();
     }
   }
@@ -1099,7 +1105,7 @@ async function onOffline(attempt) {
     } catch (error) {
       if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
         socket.stop();
-        location.reload();
+        signOutWithReason(SESSION_ENDED);
       }
     }
   }
