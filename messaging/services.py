@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from django.conf import settings
@@ -358,6 +358,33 @@ class Confirmation:
     read: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ReadMove:
+    """A participant's read watermark moved up to `read_seq` (in a transaction not committed yet)."""
+
+    user_id: int
+    conversation_id: uuid.UUID
+    read_seq: int
+
+
+ReadListener = Callable[[list[ReadMove]], object]
+_read_listeners: list[ReadListener] = []
+
+
+def on_read_moved(listener: ReadListener) -> ReadListener:
+    """Have `listener` called with each batch's read moves, inside the batch's transaction.
+
+    How apps above messaging follow what a user has read without messaging
+    knowing them (notifications marks read the NEW_MESSAGE notifications a
+    move covers). A listener runs a fixed number of statements per batch,
+    never one per move, and its writes commit or roll back with the
+    watermarks. Registered once per process, from an app's `ready()`.
+    """
+    if listener not in _read_listeners:
+        _read_listeners.append(listener)
+    return listener
+
+
 def conversation_mark_received(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str, up_to_seq: int) -> bool:
     """Move the user's delivered watermark up to `up_to_seq` (at most the last seq); return whether it moved.
 
@@ -447,8 +474,9 @@ def watermarks_advance(*, confirmations: list[Confirmation]) -> list[bool | None
     message-status-events, one record per move and sender, never per
     message: per participant (in conversations of up to
     CHAT_RECEIPT_DETAIL_MAX_MEMBERS) and, when the smallest watermark of a
-    sender's fellow participants moves, as an aggregate. The statements are
-    the same few for any number of confirmations.
+    sender's fellow participants moves, as an aggregate. Read moves then go
+    to the listeners of `on_read_moved`, in the same transaction. The
+    statements are the same few for any number of confirmations.
     """
     wanted: dict[tuple[int, uuid.UUID], Confirmation] = {}
     for c in confirmations:
@@ -460,6 +488,7 @@ def watermarks_advance(*, confirmations: list[Confirmation]) -> list[bool | None
     before: dict[uuid.UUID, dict[int, Marks]] = defaultdict(dict)
     last_seqs: dict[uuid.UUID, int] = {}
     moved: dict[tuple[int, uuid.UUID], bool] = {}
+    reads: list[ReadMove] = []
     with transaction.atomic():
         _serialize_watermarks(conversation_ids)
         rows = Participant.objects.filter(conversation_id__in=conversation_ids).values_list(
@@ -491,6 +520,8 @@ def watermarks_advance(*, confirmations: list[Confirmation]) -> list[bool | None
                 new = advanced(marks, delivered=c.delivered, read=c.read, last_seq=last_seqs[c.conversation_id])
                 after[c.conversation_id][c.user_id] = new
             moved[key] = new != marks
+            if new.read > marks.read:
+                reads.append(ReadMove(user_id=c.user_id, conversation_id=c.conversation_id, read_seq=new.read))
         changes = [key for key, did in moved.items() if did and key not in departed]
         rows_after += [(pks[(u, c)], after[c][u]) for u, c in changes]
         if rows_after:
@@ -500,6 +531,9 @@ def watermarks_advance(*, confirmations: list[Confirmation]) -> list[bool | None
             )
         if changes:
             _announce_moves(changes, before, after)
+        if reads:
+            for listener in _read_listeners:
+                listener(reads)
     return [moved.get((c.user_id, c.conversation_id)) for c in confirmations]
 
 

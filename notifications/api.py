@@ -26,6 +26,9 @@ class NotificationOut(serializers.Serializer):
     read = serializers.BooleanField()
     createdAt = serializers.DateTimeField()
     updatedAt = serializers.DateTimeField()
+    conversationId = serializers.CharField(
+        allow_null=True, help_text="The conversation a NEW_MESSAGE notification announces; null for others."
+    )
 
 
 class NotificationPagination(PageNumberPagination):

@@ -24,6 +24,8 @@ class Notification(Payload):
     created_at: str
     # Added to the seed's payload: a newer version of the same id replaces an older one.
     updated_at: str | None = None
+    # Added to the seed's payload: the conversation a NEW_MESSAGE notification announces (a client opens it).
+    conversation_id: str | None = None
 
 
 # Key: userId.

@@ -14,7 +14,7 @@ from messaging.presence import online_user_ids
 from messaging.realtime import push_frame
 
 from .events import Notification as NotificationEvent
-from .services import notification_for_new_message, notification_record, notification_store
+from .services import notification_for_new_message, notification_record, notification_store, sender_name_of
 
 
 async def store_and_push_notification(event: NotificationEvent, info: RecordInfo) -> None:
@@ -48,6 +48,9 @@ async def notify_offline_recipients(event: ChatMessage, info: RecordInfo) -> Non
     if event.kind != MessageKind.TEXT:
         return
     online = await online_user_ids(event.recipient_ids)
-    for user_id in event.recipient_ids:
-        if user_id not in online:
-            await db(notification_for_new_message)(user_id=user_id, event=event)
+    offline = [user_id for user_id in event.recipient_ids if user_id not in online]
+    if not offline:
+        return
+    sender_name = await db(sender_name_of)(event)  # once for all of them
+    for user_id in offline:
+        await db(notification_for_new_message)(user_id=user_id, event=event, sender_name=sender_name)

@@ -14,20 +14,23 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import NotFound, ValidationFailed
 from core.parsing import iso_utc, parse_int_id, storable_text
 from kafka_bridge.payloads import Unprocessable, record_time
-from kafka_bridge.produce.outbox import outbox_enqueue
+from kafka_bridge.produce.outbox import outbox_enqueue, outbox_enqueue_many
 from messaging.events import ChatMessage
-from messaging.models import Conversation
+from messaging.models import Conversation, Participant
+from messaging.services import ReadMove
+from users.models import Profile
 
 from .events import NOTIFICATIONS
 from .events import Notification as NotificationEvent
@@ -51,19 +54,28 @@ def notification_wire(notification: Notification) -> NotificationEvent:
         read=notification.read,
         created_at=iso_utc(notification.created_at),
         updated_at=iso_utc(notification.updated_at),
+        conversation_id=str(notification.conversation_id) if notification.conversation_id else None,
     )
 
 
 def _publish(notification: Notification) -> None:
     """Stamp, save and queue a notification; must run inside the caller's transaction."""
-    # Millisecond precision, as on the wire, and strictly increasing per notification.
+    _stamp(notification, _now_ms())
+    notification.save()
+    outbox_enqueue(topic=NOTIFICATIONS, payload=notification_wire(notification))
+
+
+def _now_ms() -> datetime:
+    """Return the time in millisecond precision, as on the wire."""
     now = timezone.now()
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _stamp(notification: Notification, now: datetime) -> None:
+    """Give a new version of a notification its `updated_at`: `now`, and strictly later than the last one."""
     if notification.updated_at is not None and now <= notification.updated_at:
         now = notification.updated_at + timedelta(milliseconds=1)
     notification.updated_at = now
-    notification.save()
-    outbox_enqueue(topic=NOTIFICATIONS, payload=notification_wire(notification))
 
 
 ### Storing records from the topic ###
@@ -103,7 +115,16 @@ def notification_record(*, event: NotificationEvent, topic: str) -> Notification
         id=notification_id,
         created_at=iso_utc(created_at),
         updated_at=iso_utc(updated_at) if updated_at is not None else None,
+        # A hint for clients: kept when it can name a conversation, dropped otherwise.
+        conversation_id=_uuid_or_none(event.conversation_id),
     )
+
+
+def _uuid_or_none(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def notification_store(*, event: NotificationEvent) -> bool:
@@ -128,7 +149,12 @@ def notification_store(*, event: NotificationEvent) -> bool:
         stored = Notification.objects.select_for_update().filter(pk=event.id).first()
         if stored is None:
             user_id = _known_user_id(event.user_id)
-            _, created = Notification.objects.get_or_create(pk=event.id, defaults={**fields, "user_id": user_id})
+            conversation_id = event.conversation_id
+            if conversation_id is not None and not Conversation.objects.filter(pk=conversation_id).exists():
+                conversation_id = None  # another producer's, unknown here
+            _, created = Notification.objects.get_or_create(
+                pk=event.id, defaults={**fields, "user_id": user_id, "conversation_id": conversation_id}
+            )
             return created
         if str(stored.user_id) != event.user_id:
             raise Unprocessable(f"notification {event.id!r} belongs to another user than {event.user_id!r}")
@@ -144,7 +170,10 @@ DERIVED_ID_NAMESPACE = uuid.UUID("6f1c7d3e-2b4a-5c8e-9d0f-1a2b3c4d5e6f")
 
 def _derived_id(event: NotificationEvent, topic: str) -> str:
     """Return the id of a record that came without one: the same for the same record, whoever sends it again."""
-    content = json.dumps({"topic": topic, **event.to_dict()}, sort_keys=True, ensure_ascii=False)
+    wire = event.to_dict()
+    if wire["conversationId"] is None:
+        del wire["conversationId"]  # added later: the ids derived before stay the same
+    content = json.dumps({"topic": topic, **wire}, sort_keys=True, ensure_ascii=False)
     return str(uuid.uuid5(DERIVED_ID_NAMESPACE, content))
 
 
@@ -159,13 +188,38 @@ def _known_user_id(user_id: str) -> int:
 ### NEW_MESSAGE ###
 
 
-def notification_for_new_message(*, user_id: int | str, event: ChatMessage) -> Notification | None:
+def sender_name_of(event: ChatMessage) -> str:
+    """Return the name a notification gives the sender of a message: the display name when set."""
+    pk = parse_int_id(event.sender_id)
+    display_name = (
+        Profile.objects.filter(user_id=pk).values_list("display_name", flat=True).first() if pk is not None else None
+    )
+    return display_name or event.sender_name or f"user {event.sender_id}"
+
+
+def notification_for_new_message(
+    *, user_id: int | str, event: ChatMessage, sender_name: str | None = None
+) -> Notification | None:
     """Tell an offline recipient about a message, coalescing into its unread notification.
 
+    `sender_name` is `sender_name_of(event)` (looked up when not given).
     Idempotent: a message the notification already covers (a redelivered
-    record) changes nothing and returns None.
+    record), or one the user has read meanwhile, changes nothing and
+    returns None.
     """
+    sender = sender_name if sender_name is not None else sender_name_of(event)
     with transaction.atomic():
+        # The participant's row first, as `notifications_mark_read_up_to` meets it (a watermark batch
+        # updates it before it reads the notifications): a read that commits first is seen here, and
+        # one that commits after sees this notification.
+        read_seq = (
+            Participant.objects.select_for_update()
+            .filter(conversation_id=event.conversation_id, user_id=user_id)
+            .values_list("last_read_seq", flat=True)
+            .first()
+        )
+        if read_seq is not None and event.seq <= read_seq:
+            return None
         current = (
             Notification.objects.select_for_update()
             .filter(
@@ -179,7 +233,6 @@ def notification_for_new_message(*, user_id: int | str, event: ChatMessage) -> N
         )
         if current is not None and current.last_seq is not None and event.seq <= current.last_seq:
             return None
-        sender = event.sender_name or f"user {event.sender_id}"
         if current is None:
             conversation = Conversation.objects.filter(pk=event.conversation_id).only("kind", "title").first()
             if conversation is None:
@@ -193,7 +246,9 @@ def notification_for_new_message(*, user_id: int | str, event: ChatMessage) -> N
                 created_at=timezone.now(),
             )
         elif current.sender_name != sender:
-            current.sender_name = ""
+            # Another sender in a group; in a direct conversation the same one, renamed since.
+            kind = Conversation.objects.filter(pk=event.conversation_id).values_list("kind", flat=True).first()
+            current.sender_name = sender if kind == Conversation.Kind.DIRECT else ""
         current.last_seq = event.seq
         current.message_count += 1
         current.related_entity_id = event.message_id
@@ -282,11 +337,41 @@ def notification_mark_read(*, user: AbstractBaseUser, notification_id: Any) -> N
 def notifications_mark_all_read(*, user: AbstractBaseUser) -> int:
     """Mark all of the user's notifications read; return how many changed."""
     with transaction.atomic():
-        unread = list(Notification.objects.select_for_update().filter(user_id=user.pk, read=False))
+        # In id order, as every writer that locks several of them: two never wait on each other.
+        unread = list(Notification.objects.select_for_update().filter(user_id=user.pk, read=False).order_by("pk"))
         for notification in unread:
             notification.read = True
             _publish(notification)
     return len(unread)
+
+
+def notifications_mark_read_up_to(reads: list[ReadMove]) -> int:
+    """Mark read the NEW_MESSAGE notifications that users' read watermarks now pass; return how many.
+
+    Called with a watermark batch's read moves, in its transaction (see
+    `messaging.services.on_read_moved`): one statement finds the unread
+    notifications the moves cover, whatever the batch's size; only when it
+    finds some, one UPDATE and one outbox insert announce them, so every
+    socket of their users (the other tabs) gets the `notification` frame
+    with `read: true`, as after `notification_mark_read`.
+    """
+    covered = Q()
+    for move in reads:
+        covered |= Q(user_id=move.user_id, conversation_id=move.conversation_id, last_seq__lte=move.read_seq)
+    notifications = list(
+        Notification.objects.select_for_update()
+        .filter(covered, type=Notification.Type.NEW_MESSAGE, read=False)
+        .order_by("pk")
+    )
+    if not notifications:
+        return 0
+    now = _now_ms()
+    for notification in notifications:
+        notification.read = True
+        _stamp(notification, now)
+    Notification.objects.bulk_update(notifications, ["read", "updated_at"])
+    outbox_enqueue_many(topic=NOTIFICATIONS, payloads=[notification_wire(n) for n in notifications])
+    return len(notifications)
 
 
 def _notification_id(value: Any) -> str:

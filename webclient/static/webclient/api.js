@@ -1,20 +1,12 @@
 // REST calls of the page: the session cookie signs them, the CSRF cookie goes back as a header.
 
+import { describeError } from "./errors.js";
+
 export class ApiError extends Error {
   constructor(status, body) {
-    super(ApiError.describe(body) || `HTTP ${status}`);
+    super(describeError(body, status));
     this.status = status;
     this.code = body && body.code;
-  }
-
-  static describe(body) {
-    if (!body || body.detail === undefined) return "";
-    const detail = body.detail;
-    if (typeof detail === "string") return detail;
-    if (Array.isArray(detail)) return detail.map(String).join(" ");
-    return Object.entries(detail)
-      .map(([field, problem]) => `${field}: ${Array.isArray(problem) ? problem.join(" ") : problem}`)
-      .join(" ");
   }
 }
 

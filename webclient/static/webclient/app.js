@@ -1,6 +1,9 @@
 // The chat page. Every piece of user content is set with textContent: never as HTML.
 
 import { api, ApiError } from "./api.js";
+import { describeError } from "./errors.js";
+import { initNotifications, loadNotifications, onNotification, showUnreadTotal } from "./notifications.js";
+import { SESSION_ENDED, SIGNED_OUT_ELSEWHERE, forgetSignedIn, rememberSignedIn, signOutWithReason, takeSignedOutReason } from "./session.js";
 import { ChatSocket } from "./socket.js";
 import {
   Holdings,
@@ -74,8 +77,6 @@ const state = {
   typing: new Map(), // conversation id -> Map user id -> expiry timer
   typingSentAt: 0,
   typingIdleTimer: null,
-  notifications: new Map(),
-  unreadNotifications: 0,
   readSent: new Map(), // conversation id -> the last upToSeq sent
   picked: new Map(),
   editing: null, // {conversationId, messageId} while the composer edits a message
@@ -129,6 +130,7 @@ function showAuth() {
   $("app-view").hidden = true;
   $("auth-view").hidden = false;
   $("offline-banner").hidden = true;
+  $("auth-notice").textContent = takeSignedOutReason();
   // Someone may already be typing while the session check ran: keep their focus.
   if (!$("auth-view").contains(document.activeElement)) $("auth-username").focus();
   document.body.dataset.view = "auth";
@@ -137,6 +139,7 @@ function showAuth() {
 async function enter(me) {
   state.me = { ...me, id: String(me.id) };
   remember(state.me);
+  rememberSignedIn();
   $("auth-view").hidden = true;
   $("app-view").hidden = false;
   document.body.dataset.view = "app";
@@ -166,12 +169,14 @@ async function authenticate(register) {
 }
 
 async function logout() {
+  // First: this tab's socket is told of the logout too, and this tab needs no reason.
+  socket.stop();
+  forgetSignedIn();
   try {
     await api("POST", "/api/auth/logout/");
   } catch {
     // Signed out already, or offline: the page forgets the user either way.
   }
-  socket.stop();
   location.reload();
 }
 
@@ -212,11 +217,14 @@ async function loadConversations(first) {
 
 function addConversation(conversation, fallback, known = state.conversations.get(conversation.id)) {
   conversation.participants.forEach(remember);
+  // The answer's unreadCount counts every message up to its lastSeq: those never count again when they arrive.
+  conversation.countedSeq = conversation.lastSeq || 0;
   if (known && (known.lastSeq || 0) > (conversation.lastSeq || 0)) {
     // Messages arrived live after the server wrote this answer: keep what they brought.
     conversation.lastSeq = known.lastSeq;
     conversation.lastMessage = known.lastMessage;
     conversation.unreadCount = known.unreadCount;
+    conversation.countedSeq = known.countedSeq || 0;
   }
   // Watermarks never move back: live frames may have moved them after the server wrote this answer.
   if (known) keepHigherWatermarks(conversation, known);
@@ -255,6 +263,7 @@ function renderConversationList() {
       return el("li", {}, button);
     }),
   );
+  showUnreadTotal(ordered.reduce((total, c) => total + (c.id === state.openId && paneVisible() ? 0 : c.unreadCount || 0), 0));
 }
 
 // ### Starting a conversation ###
@@ -361,6 +370,16 @@ async function openConversation(conversationId) {
   renderMessages();
   markRead();
   $("composer-input").focus();
+}
+
+// A notification's conversation: fetched first when the page does not hold it yet.
+async function openFromNotification(conversationId) {
+  try {
+    if (!state.conversations.has(conversationId)) await fetchConversation(conversationId);
+  } catch {
+    return; // no longer the user's
+  }
+  openConversation(conversationId);
 }
 
 function closePane() {
@@ -665,15 +684,15 @@ function onAck(frame) {
 
 function onError(frame) {
   if (frame.code === "logged_out" || frame.code === "token_expired") {
-    // Signed out elsewhere (another tab of this browser): back to the sign-in form.
+    // Signed out elsewhere (another tab of this browser): back to the sign-in form, which says so.
     socket.stop();
-    location.reload();
+    signOutWithReason(frame.code === "logged_out" ? SIGNED_OUT_ELSEWHERE : SESSION_ENDED);
     return;
   }
   const change = state.changes.get(frame.requestId);
   if (change) {
     state.changes.delete(frame.requestId);
-    $("pane-error").textContent = `Could not ${change}: ${typeof frame.detail === "string" ? frame.detail : "refused"}`;
+    $("pane-error").textContent = `Could not ${change}: ${describeError(frame)}`;
     return;
   }
   for (const [clientMessageId, p] of state.pending) {
@@ -684,7 +703,7 @@ function onError(frame) {
     } else if (frame.code === "server_error") {
       p.timer = setTimeout(() => transmit(clientMessageId), 2000);
     } else {
-      p.failed = typeof frame.detail === "string" ? frame.detail : "The server refused it.";
+      p.failed = describeError(frame);
       if (p.conversationId === state.openId) renderMessages();
     }
   }
@@ -771,7 +790,8 @@ function record(conversation, message, fromOthers) {
     const open = state.openId === message.conversationId;
     // A missed message fetched from history may have been read already on another device.
     const readUpTo = Math.max(state.readSent.get(conversation.id) || 0, myEntry(conversation, state.me.id)?.lastReadSeq || 0);
-    if (!(open && document.visibilityState === "visible") && message.seq > readUpTo) conversation.unreadCount = (conversation.unreadCount || 0) + 1;
+    const counted = message.seq <= readUpTo || message.seq <= (conversation.countedSeq || 0);
+    if (!(open && document.visibilityState === "visible") && !counted) conversation.unreadCount = (conversation.unreadCount || 0) + 1;
     announce(`New message from ${nameOf(message.senderId)}${conversation.kind === "group" ? ` in ${titleOf(conversation)}` : ""}: ${message.content}`);
   }
 }
@@ -1085,86 +1105,13 @@ async function onOffline(attempt) {
     } catch (error) {
       if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
         socket.stop();
-        location.reload();
+        signOutWithReason(SESSION_ENDED);
       }
     }
   }
 }
 
-// ### Notifications ###
-
-async function loadNotifications() {
-  try {
-    const [recent, unread] = await Promise.all([
-      api("GET", "/api/notifications/", undefined, { page_size: 20 }),
-      api("GET", "/api/notifications/", undefined, { unread: "true", page_size: 1 }),
-    ]);
-    state.notifications.clear();
-    recent.results.forEach((n) => state.notifications.set(n.id, n));
-    state.unreadNotifications = unread.count;
-    renderNotifications();
-  } catch {
-    // Shown again on the next connect.
-  }
-}
-
-function onNotification(notification) {
-  const known = state.notifications.get(notification.id);
-  if (known && known.updatedAt && notification.updatedAt && notification.updatedAt < known.updatedAt) return;
-  if (!notification.read && (!known || known.read)) state.unreadNotifications += 1;
-  if (notification.read && known && !known.read) state.unreadNotifications = Math.max(0, state.unreadNotifications - 1);
-  state.notifications.set(notification.id, notification);
-  renderNotifications();
-}
-
-function renderNotifications() {
-  const count = state.unreadNotifications;
-  $("bell-count").hidden = count === 0;
-  $("bell-count").textContent = String(count);
-  const ordered = [...state.notifications.values()].sort((a, b) => (b.updatedAt || b.createdAt).localeCompare(a.updatedAt || a.createdAt));
-  $("notifications-empty").hidden = ordered.length > 0;
-  $("notification-list").replaceChildren(
-    ...ordered.map((n) => {
-      const item = el("li", { class: n.read ? "notification" : "notification unread" });
-      item.dataset.notificationId = n.id;
-      item.dataset.type = n.type;
-      const text = el("div", { class: "notification-text" }, el("div", { class: "notification-title", text: n.title }), n.content ? el("div", { class: "muted", text: n.content }) : null);
-      item.append(text);
-      if (!n.read) {
-        const mark = el("button", { type: "button", text: "Mark read", "aria-label": `Mark read: ${n.title}` });
-        mark.addEventListener("click", () => markNotificationRead(n.id));
-        item.append(mark);
-      }
-      return item;
-    }),
-  );
-}
-
-async function markNotificationRead(id) {
-  try {
-    await api("POST", `/api/notifications/${id}/read/`);
-  } catch {
-    return;
-  }
-  const n = state.notifications.get(id);
-  if (n && !n.read) {
-    n.read = true;
-    state.unreadNotifications = Math.max(0, state.unreadNotifications - 1);
-  }
-  renderNotifications();
-  $("bell-button").focus();
-}
-
-async function markAllNotificationsRead() {
-  try {
-    await api("POST", "/api/notifications/read-all/");
-  } catch {
-    return;
-  }
-  for (const n of state.notifications.values()) n.read = true;
-  state.unreadNotifications = 0;
-  renderNotifications();
-}
+// ### Panels ###
 
 function togglePanel(buttonId, panelId) {
   const panel = $(panelId);
@@ -1187,8 +1134,7 @@ function bindEvents() {
   $("logout-button").addEventListener("click", logout);
   $("profile-button").addEventListener("click", () => togglePanel("profile-button", "profile-panel"));
   $("profile-form").addEventListener("submit", saveProfile);
-  $("bell-button").addEventListener("click", () => togglePanel("bell-button", "notifications-panel"));
-  $("notifications-read-all").addEventListener("click", markAllNotificationsRead);
+  initNotifications({ open: openFromNotification });
   $("user-search").addEventListener("input", onSearchInput);
   $("new-conversation-form").addEventListener("submit", startConversation);
   $("more-conversations").addEventListener("click", () => loadConversations(false));
@@ -1209,10 +1155,8 @@ function bindEvents() {
   });
   document.addEventListener("visibilitychange", markRead);
   document.addEventListener("keydown", (event) => {
-    if (event.key !== "Escape") return;
-    for (const [buttonId, panelId] of [["bell-button", "notifications-panel"], ["profile-button", "profile-panel"]]) {
-      if (!$(panelId).hidden) togglePanel(buttonId, panelId);
-    }
+    if (event.key !== "Escape" || event.defaultPrevented) return; // the notifications overlay took it
+    if (!$("profile-panel").hidden) togglePanel("profile-button", "profile-panel");
     if (!$("group-panel").hidden) toggleGroupPanel();
     if (state.editing) stopEditing();
   });
