@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from core.api import StrictCharField, int_param, request_user, validated
 from core.ratelimit import SharedRateThrottle
+from users.api import PresenceOut
 
 from . import changes, selectors, services
 from .checks import ROLES
@@ -59,7 +60,7 @@ class MessageOut(serializers.Serializer):
     )
 
 
-class ParticipantOut(serializers.Serializer):
+class ParticipantOut(PresenceOut):
     id = serializers.CharField()
     username = serializers.CharField()
     displayName = serializers.CharField(allow_blank=True, help_text="Empty when the user set none.")

@@ -32,6 +32,7 @@ from django.conf import settings
 from redis.commands.core import AsyncScript
 
 from core.batching import Coalescer, PerLoop
+from users.presence import presence_key, ttl_seconds
 
 # Users per command when marking sockets: bounds how long one write holds Redis.
 MARK_CHUNK = 1000
@@ -44,17 +45,9 @@ def _client() -> redis.Redis:
     return _clients.get()
 
 
-def ttl_seconds() -> float:
-    return settings.CHAT_PRESENCE_TTL_SECONDS
-
-
 def heartbeat_seconds() -> float:
     """Return how often a socket refreshes its presence: three beats per TTL."""
-    return settings.CHAT_PRESENCE_TTL_SECONDS / 3
-
-
-def presence_key(user_id: int | str) -> str:
-    return f"{settings.REDIS_PREFIX}:presence:{user_id}"
+    return ttl_seconds() / 3
 
 
 async def presence_mark(user_id: int | str, socket_id: str) -> None:

@@ -28,7 +28,14 @@ from .throttles import login_with_password
 ### Serializers ###
 
 
-class PublicUserOut(serializers.Serializer):
+class PresenceOut(serializers.Serializer):
+    online = serializers.BooleanField(help_text="Whether the user has a socket open now.")
+    lastSeenAt = serializers.DateTimeField(
+        allow_null=True, help_text="When the user's last socket closed; null while online or never seen."
+    )
+
+
+class PublicUserOut(PresenceOut):
     id = serializers.CharField()
     username = serializers.CharField()
     displayName = serializers.CharField(allow_blank=True, help_text="Empty when the user set none.")
