@@ -305,6 +305,19 @@ def lagging_watermarks(user_ids: Iterable[int | str]) -> list[tuple[int, uuid.UU
     )
 
 
+def direct_partner_ids(user_ids: Iterable[int | str]) -> dict[str, set[str]]:
+    """Return, for each of the users, who they share a direct conversation with, in one query."""
+    partners: dict[str, set[str]] = defaultdict(set)
+    for user_id, partner_id in (
+        Participant.objects.filter(conversation__kind=Conversation.Kind.DIRECT, user_id__in={int(u) for u in user_ids})
+        .values_list("user_id", "conversation__memberships__user_id")
+        .order_by()
+    ):
+        if partner_id != user_id:
+            partners[str(user_id)].add(str(partner_id))
+    return partners
+
+
 def member_ids_at(*, conversation_id: uuid.UUID, seq: int) -> tuple[int, ...]:
     """Return who was a member when a conversation reached `seq` (who receives that message), in id order."""
     return tuple(
