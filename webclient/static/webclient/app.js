@@ -1,6 +1,7 @@
 // The chat page. Every piece of user content is set with textContent: never as HTML.
 
 import { api, ApiError } from "./api.js";
+import { notePresence, onPresence, presenceDot, showPresence } from "./presence.js";
 import { ChatSocket } from "./socket.js";
 import {
   Holdings,
@@ -212,6 +213,7 @@ async function loadConversations(first) {
 
 function addConversation(conversation, fallback, known = state.conversations.get(conversation.id)) {
   conversation.participants.forEach(remember);
+  notePresence(conversation.participants);
   if (known && (known.lastSeq || 0) > (conversation.lastSeq || 0)) {
     // Messages arrived live after the server wrote this answer: keep what they brought.
     conversation.lastSeq = known.lastSeq;
@@ -251,6 +253,7 @@ function renderConversationList() {
         unread ? el("span", { class: "badge", text: String(unread), "aria-label": `${unread} unread` }) : null,
         el("span", { class: "conversation-preview", text: preview }),
       );
+      if (c.kind === "direct" && others(c).length) button.firstElementChild.prepend(presenceDot(others(c)[0]));
       button.addEventListener("click", () => openConversation(c.id));
       return el("li", {}, button);
     }),
@@ -346,6 +349,7 @@ async function openConversation(conversationId) {
   document.querySelector(".app").classList.add("pane-open");
   const conversation = state.conversations.get(conversationId);
   $("pane-title").textContent = titleOf(conversation);
+  showPresence(conversation.kind === "direct" ? others(conversation)[0] : null);
   $("composer").hidden = false;
   $("pane-note").hidden = true;
   $("pane-error").textContent = "";
@@ -705,6 +709,9 @@ function onFrame(frame) {
       break;
     case "typing":
       onTyping(frame);
+      break;
+    case "presence":
+      onPresence(frame);
       break;
     case "notification":
       onNotification(frame.notification);
