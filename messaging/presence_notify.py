@@ -213,7 +213,7 @@ async def claim(announce: list[Watched], now: float) -> dict[str, float | None]:
         args: list[str | float | int] = [now, now - ttl_seconds(), STATE_SECONDS]
         for user in announce[start : start + CHUNK]:
             keys += [presence_key(user.user_id), state_key(user.user_id)]
-            args += [user.user_id, user.told_count, "0" if user.told_online else "1"]
+            args += [user.user_id, user.told_count, "1" if user.live else "0"]
         reply = await _claim_scripts.get()(keys=keys, args=args)
         for user_id, seen in zip(reply[::2], reply[1::2], strict=True):
             claimed[user_id.decode()] = float(seen) if seen else None
@@ -333,7 +333,7 @@ class PresenceNotifier:
         claimed = await claim(announce, now) if announce else {}
         if claimed:
             partners = await self.partners(list(claimed))
-            online = {user.user_id: not user.told_online for user in announce}
+            online = {user.user_id: user.live for user in announce}
             pushes: list[Push] = [
                 (partners[user_id], presence_frame(user_id, online[user_id], _moment(seen)), None)
                 for user_id, seen in claimed.items()
