@@ -290,11 +290,14 @@ class PresenceNotifier:
             self.poller = asyncio.ensure_future(self._poll_while(active))
 
     async def _changed(self, changes: list[Change]) -> None:
-        # In the order seen: a batch's last-seen times are written before the next batch's.
+        # One batch at a time, in the order seen: a batch's last-seen times are written before the next batch's.
         closed = {user_id: at for user_id, at in changes if at is not None}
-        if closed:
-            await self.record_last_seen(closed)
-        await self.notify(list(dict.fromkeys(user_id for user_id, _at in changes)), time.time())
+        try:
+            await self.notify(list(dict.fromkeys(user_id for user_id, _at in changes)), time.time())
+        finally:
+            # Whatever became of the frames (the database and Redis fail apart).
+            if closed:
+                await self.record_last_seen(closed)
 
     async def _poll_while(self, active: Callable[[], bool]) -> None:
         while active():
@@ -308,9 +311,11 @@ class PresenceNotifier:
     async def poll(self, now: float) -> None:
         """Send the frames due by `now`, and those of users whose sockets stopped beating."""
         due, stopped = await take_due(now)
-        if stopped:
-            await self.record_last_seen(stopped)
-        await self.notify(list(dict.fromkeys([*due, *stopped])), now)
+        try:
+            await self.notify(list(dict.fromkeys([*due, *stopped])), now)
+        finally:
+            if stopped:
+                await self.record_last_seen(stopped)
 
     async def notify(self, user_ids: list[str], now: float) -> int:
         """Tell the users' direct partners what changed, now or when due; return how many users were told."""
