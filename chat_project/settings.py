@@ -272,6 +272,9 @@ CHAT_MAX_SENDS_UNDER_WAY = env_int("CHAT_MAX_SENDS_UNDER_WAY", 128)
 CHAT_OVERLOAD_RETRY_AFTER_MS = env_int("CHAT_OVERLOAD_RETRY_AFTER_MS", 500)
 # A socket whose process died stops counting as online after this long.
 CHAT_PRESENCE_TTL_SECONDS = env_float("CHAT_PRESENCE_TTL_SECONDS", 60.0)
+# The people a user shares a direct conversation with get at most one `presence` frame about the user this
+# often; a reconnect within it (a page reload, a network blip) is no change and sends nothing.
+CHAT_PRESENCE_NOTIFY_SECONDS = env_float("CHAT_PRESENCE_NOTIFY_SECONDS", 10.0)
 
 ### Limits ###
 

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from core.api import StrictCharField, int_param, request_user, validated
 from core.ratelimit import SharedRateThrottle
+from users.api import last_seen_field, online_field
 
 from . import changes, selectors, services
 from .checks import ROLES
@@ -69,6 +70,8 @@ class ParticipantOut(serializers.Serializer):
         choices=ROLES, help_text="In a group: `admin` or `member`; `member` in a direct one."
     )
     joinedSeq = serializers.IntegerField(help_text="The first seq this member receives and may read.")
+    online = online_field()
+    lastSeenAt = last_seen_field()
 
 
 class ConversationOut(serializers.Serializer):

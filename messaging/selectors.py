@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from core.errors import NotFound
 from core.parsing import parse_uuid
-from users.selectors import public_user
+from users.selectors import PublicRow, public_users
 
 from .checks import (
     check_conversation_cursor,
@@ -99,13 +99,24 @@ def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, 
 
     Each participant (a current member) carries its watermarks,
     `deliveredSeq` and `lastReadSeq`, so that clients can show who holds
-    and who has read what, and its `role` and `joinedSeq`.
+    and who has read what, its `role` and `joinedSeq`, and its presence
+    (`online`, `lastSeenAt`: one look at Redis for the whole list).
     """
     ids = [c.pk for c in conversations]
     members: dict[Any, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
     marks: dict[Any, dict[int, Marks]] = defaultdict(dict)
-    people: dict[str, dict[str, str]] = {}
-    for conversation_id, user_id, delivered_seq, last_read_seq, role, joined_seq, username, display_name in (
+    rows: dict[str, PublicRow] = {}
+    for (
+        conversation_id,
+        user_id,
+        delivered_seq,
+        last_read_seq,
+        role,
+        joined_seq,
+        username,
+        display_name,
+        last_seen_at,
+    ) in (
         Participant.objects.filter(conversation_id__in=ids, left_seq__isnull=True)
         .order_by("user_id")
         .values_list(
@@ -117,6 +128,7 @@ def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, 
             "joined_seq",
             "user__username",
             "user__profile__display_name",
+            "user__profile__last_seen_at",
         )
     ):
         members[conversation_id].append(
@@ -126,7 +138,8 @@ def conversation_summaries(conversations: list[Conversation]) -> list[dict[str, 
             )
         )
         marks[conversation_id][user_id] = Marks(delivered=delivered_seq, read=last_read_seq)
-        people[str(user_id)] = public_user(user_id, username, display_name)
+        rows[str(user_id)] = (user_id, username, display_name, last_seen_at)
+    people = public_users(rows.values())
     last_seqs = Q()
     for c in conversations:
         if c.last_seq:
@@ -290,6 +303,19 @@ def lagging_watermarks(user_ids: Iterable[int | str]) -> list[tuple[int, uuid.UU
         .filter(Exists(from_others_above))
         .values_list("user_id", "conversation_id", "delivered_seq", "last_for_member")
     )
+
+
+def direct_partner_ids(user_ids: Iterable[int | str]) -> dict[str, set[str]]:
+    """Return, for each of the users, who they share a direct conversation with, in one query."""
+    partners: dict[str, set[str]] = defaultdict(set)
+    for user_id, partner_id in (
+        Participant.objects.filter(conversation__kind=Conversation.Kind.DIRECT, user_id__in={int(u) for u in user_ids})
+        .values_list("user_id", "conversation__memberships__user_id")
+        .order_by()
+    ):
+        if partner_id != user_id:
+            partners[str(user_id)].add(str(partner_id))
+    return partners
 
 
 def member_ids_at(*, conversation_id: uuid.UUID, seq: int) -> tuple[int, ...]:

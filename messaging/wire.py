@@ -1,10 +1,12 @@
-"""The shapes messages take on the WebSocket and in REST answers, declared once."""
+"""The shapes messages and presence take on the WebSocket and in REST answers, declared once."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from core.parsing import iso_utc
+from users.presence import presence_fields
 
 from .events import ChatMessage
 from .models import Message, MessageStatus
@@ -67,3 +69,8 @@ def chat_message_event(message: Message, recipient_ids: list[str], sender_name: 
         refers_to=str(message.refers_to_id) if message.refers_to_id else None,
         meta=message.meta,
     )
+
+
+def presence_frame(user_id: str, online: bool, last_seen_at: datetime | None) -> dict[str, Any]:
+    """Return the `presence` frame about a user: `{userId, online, lastSeenAt}` (lastSeenAt null while online)."""
+    return {"type": "presence", "userId": user_id, **presence_fields(online, last_seen_at)}

@@ -28,10 +28,24 @@ from .throttles import login_with_password
 ### Serializers ###
 
 
+def online_field() -> serializers.BooleanField:
+    """The `online` field of a user in answers (users/presence.py)."""
+    return serializers.BooleanField(help_text="Whether the user has a socket open now.")
+
+
+def last_seen_field() -> serializers.DateTimeField:
+    """The `lastSeenAt` field of a user in answers (users/presence.py)."""
+    return serializers.DateTimeField(
+        allow_null=True, help_text="When the user's last socket closed; null while online or never seen."
+    )
+
+
 class PublicUserOut(serializers.Serializer):
     id = serializers.CharField()
     username = serializers.CharField()
     displayName = serializers.CharField(allow_blank=True, help_text="Empty when the user set none.")
+    online = online_field()
+    lastSeenAt = last_seen_field()
 
 
 class UserListOut(serializers.Serializer):

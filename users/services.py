@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -22,6 +25,21 @@ def profile_set_display_name(*, user: AbstractBaseUser, display_name: str) -> Pr
         user_id=user.pk, defaults={"display_name": check_display_name(display_name)}
     )
     return profile
+
+
+def users_last_seen_set(*, user_ids: Iterable[int | str], at: datetime) -> None:
+    """Record that the users' last sockets closed at `at`, in one statement for all of them.
+
+    A user without a profile gets one; ids of users that no longer exist are left out.
+    """
+    ids = {int(u) for u in user_ids}
+    existing = User.objects.filter(pk__in=ids).values_list("pk", flat=True)
+    Profile.objects.bulk_create(
+        [Profile(user_id=pk, last_seen_at=at) for pk in existing],
+        update_conflicts=True,
+        unique_fields=["user"],
+        update_fields=["last_seen_at"],
+    )
 
 
 def user_register(*, username: str, password: str) -> AbstractBaseUser:

@@ -31,7 +31,8 @@ expect.set_options(timeout=LIVE_MS)
 
 @pytest.fixture(scope="module")
 def web_stack() -> Iterator[Stack]:
-    stack = Stack.create("browser")
+    # Presence frames at most one per person per second (the default is 10): the dots change within a test's wait.
+    stack = Stack.create("browser", CHAT_PRESENCE_NOTIFY_SECONDS="1")
     stack.manage("collectstatic", "--noinput")
     try:
         stack.start_bridge()

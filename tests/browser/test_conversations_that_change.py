@@ -1,4 +1,5 @@
-"""Groups that change and messages that are edited or deleted, in Debian's Chromium against the real system."""
+"""Contract 1.3 on the page, in Debian's Chromium against the real system: groups that change, messages that are
+edited or deleted, and presence."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import re
 
 import pytest
 from playwright.sync_api import expect
+
+from tests.support.client import register
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +90,31 @@ def test_edit_and_delete_own_messages_seen_live_and_after_a_reload(people):
     expect(ben.bubble("Message deleted")).to_have_count(1)
     assert ben.messages() == ["Message deleted"]
     ben.screenshot("deleted")
+
+
+def test_the_dot_goes_off_and_on_as_the_other_persons_page_closes_and_opens(people, web_stack):
+    ann, ben = people("ann").register(), people("ben").register()
+    cat = register(web_stack.base, "cat")  # never opens the page: registered over REST
+    ann.start_chat(ben, cat, title="Trio")
+    # A group shows no presence.
+    expect(ann.page.locator("#pane-presence")).to_be_hidden()
+    expect(ann.page.locator("#conversation-list button", has_text="Trio").locator(".presence-dot")).to_have_count(0)
+    ann.start_chat(ben)
+    # Ben's page is open: online, in the list and in the header, in words as well as colour.
+    dot = ann.page.locator("#conversation-list .presence-dot")
+    header = ann.page.locator("#pane-presence")
+    expect(dot).to_have_count(1)
+    expect(dot).to_have_attribute("data-online", "true")
+    expect(dot).to_have_attribute("aria-label", "online")
+    expect(header).to_have_text("online")
+    # Ben closes his page: off a moment later, with when he was last seen.
+    ben.close()
+    expect(dot).to_have_attribute("data-online", "false")
+    expect(dot).to_have_attribute("aria-label", "offline")
+    expect(header).to_have_text("last seen just now")
+    ann.screenshot("presence-offline")
+    # Ben opens the page again: on again.
+    ben.open()
+    ben.login()
+    expect(dot).to_have_attribute("data-online", "true")
+    expect(header).to_have_text("online")

@@ -45,6 +45,8 @@ def test_usernames_are_unique_regardless_of_case_and_look_alikes_are_refused(bas
             "id": first.json()["id"],
             "username": f"Ann-{stem}",
             "displayName": "",
+            "online": False,
+            "lastSeenAt": None,
         }
 
 

@@ -178,4 +178,5 @@ async def test_conversation_listing_and_detail(make_user):
     assert detail["kind"] == "group" and detail["title"] == "trio"
     assert sorted(detail["participantIds"]) == sorted([alice.id, bob.id, carol.id])
     me = alice.api("GET", "/api/users/me/").json()
-    assert me == {"id": alice.id, "username": alice.username, "displayName": ""}  # version 1.1 adds displayName
+    # Version 1.1 adds displayName; 1.3 presence (no socket of hers open, none ever).
+    assert me == {"id": alice.id, "username": alice.username, "displayName": "", "online": False, "lastSeenAt": None}

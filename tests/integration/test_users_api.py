@@ -19,18 +19,26 @@ def test_search_finds_active_users_by_the_start_of_username_or_display_name(make
         "id": carol.id,
         "username": carol.username,
         "displayName": f"FC{tag} Carol",
+        "online": False,
+        "lastSeenAt": None,
     }
     found = alice.api("GET", "/api/users/", search=f"F{tag[:0]}").json()["results"]
     assert found and len(found) <= 20  # the default limit
     by_username = alice.api("GET", "/api/users/", search=f"FA{tag}").json()["results"]
-    assert by_username == [{"id": alice.id, "username": alice.username, "displayName": ""}]
+    offline = {"online": False, "lastSeenAt": None}  # no socket open, none ever
+    assert by_username == [{"id": alice.id, "username": alice.username, "displayName": "", **offline}]
     by_display_name = alice.api("GET", "/api/users/", search=f"fc{tag}").json()["results"]
     assert [u["id"] for u in by_display_name] == [carol.id]
     # Starts with, not contains.
     assert alice.api("GET", "/api/users/", search=tag).json()["results"] == []
     assert [u["id"] for u in alice.api("GET", "/api/users/", search=f"fb{tag}", limit=1).json()["results"]] == [bob.id]
     assert bob.api("GET", f"/api/users/{carol.id}/").json()["displayName"] == f"FC{tag} Carol"
-    assert bob.api("GET", "/api/users/me/").json() == {"id": bob.id, "username": bob.username, "displayName": ""}
+    assert bob.api("GET", "/api/users/me/").json() == {
+        "id": bob.id,
+        "username": bob.username,
+        "displayName": "",
+        **offline,
+    }
 
 
 def test_bad_directory_input_is_refused_and_changes_nothing(make_user):

@@ -3,10 +3,12 @@
 from django.contrib.auth import get_user_model
 
 from messaging import selectors, services
-from messaging.api import ConversationOut, MessageOut
+from messaging.api import ConversationOut, MessageOut, ParticipantOut
 from messaging.wire import message_wire
 from notifications.api import NotificationOut
 from notifications.events import Notification
+from users.api import PublicUserOut
+from users.selectors import user_get_active
 
 
 def test_schema_serializers_match_the_wire(db):
@@ -21,4 +23,6 @@ def test_schema_serializers_match_the_wire(db):
 
     assert set(MessageOut().fields) == set(message_wire(message))
     assert set(ConversationOut().fields) == set(summary)
+    assert set(ParticipantOut().fields) == set(summary["participants"][0])
+    assert set(PublicUserOut().fields) == set(user_get_active(user_id=a.pk))
     assert set(NotificationOut().fields) == set(notification.to_dict())

@@ -4,6 +4,7 @@ import { api, ApiError } from "./api.js";
 import { describeError } from "./errors.js";
 import { initNotifications, loadNotifications, onNotification, showUnreadTotal } from "./notifications.js";
 import { SESSION_ENDED, SIGNED_OUT_ELSEWHERE, forgetSignedIn, rememberSignedIn, signOutWithReason, takeSignedOutReason } from "./session.js";
+import { notePresence, onPresence, presenceDot, showPresence } from "./presence.js";
 import { ChatSocket } from "./socket.js";
 import {
   Holdings,
@@ -219,6 +220,7 @@ function addConversation(conversation, fallback, known = state.conversations.get
   conversation.participants.forEach(remember);
   // The answer's unreadCount counts every message up to its lastSeq: those never count again when they arrive.
   conversation.countedSeq = conversation.lastSeq || 0;
+  notePresence(conversation.participants);
   if (known && (known.lastSeq || 0) > (conversation.lastSeq || 0)) {
     // Messages arrived live after the server wrote this answer: keep what they brought.
     conversation.lastSeq = known.lastSeq;
@@ -259,6 +261,7 @@ function renderConversationList() {
         unread ? el("span", { class: "badge", text: String(unread), "aria-label": `${unread} unread` }) : null,
         el("span", { class: "conversation-preview", text: preview }),
       );
+      if (c.kind === "direct" && others(c).length) button.firstElementChild.prepend(presenceDot(others(c)[0]));
       button.addEventListener("click", () => openConversation(c.id));
       return el("li", {}, button);
     }),
@@ -355,6 +358,7 @@ async function openConversation(conversationId) {
   document.querySelector(".app").classList.add("pane-open");
   const conversation = state.conversations.get(conversationId);
   $("pane-title").textContent = titleOf(conversation);
+  showPresence(conversation.kind === "direct" ? others(conversation)[0] : null);
   $("composer").hidden = false;
   $("pane-note").hidden = true;
   $("pane-error").textContent = "";
@@ -724,6 +728,9 @@ function onFrame(frame) {
       break;
     case "typing":
       onTyping(frame);
+      break;
+    case "presence":
+      onPresence(frame);
       break;
     case "notification":
       onNotification(frame.notification);
