@@ -11,8 +11,8 @@ from tests.support.settings_env import settings_variables
 from tests.support.stack import ROOT
 
 ENV_EXAMPLE = ROOT / ".env.example"
-# Read by scripts/run.sh, not by the settings.
-MAKE_RUN_VARIABLES = {"HOST", "PORT", "DB"}
+# Read by scripts/run.sh (and the scripts it runs), not by the settings.
+MAKE_RUN_VARIABLES = {"HOST", "PORT", "DB", "KAFKA_SECURITY", "REDIS_PASSWORD"}
 
 
 def listed_variables() -> dict[str, bool]:
