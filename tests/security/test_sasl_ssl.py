@@ -9,6 +9,7 @@ a user without ACLs, a wrong Redis password) with a line that says why and a
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 
 import pytest
@@ -62,6 +63,12 @@ async def test_a_message_goes_the_whole_way_over_sasl_ssl_and_a_redis_with_a_pas
         await b.close()
     # The bridge handled and committed the record, in its group under the service's prefix.
     secured_stack.wait_loop_caught_up("chat-messages", timeout=30)
+    # The operators' commands read the broker as the service's user too: topics, configs, groups, dead letters.
+    report = json.loads(secured_stack.manage("kafka_status", "--json"))
+    assert report["reachable"] and report["missingTopics"] == [], report
+    assert report["groups"] and not any(group["error"] for group in report["groups"]), report["groups"]
+    assert all(topic["retentionMs"] for topic in report["topics"]), report["topics"]
+    assert "0 dead letter(s) in chat-messages.DLT" in secured_stack.manage("dead_letters", "list", "chat-messages")
 
 
 async def test_wrong_passwords_and_a_user_without_acls_are_refused_and_readyz_names_what_fails(
