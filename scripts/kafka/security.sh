@@ -99,12 +99,14 @@ security_make_certificates() {
 
 # Kafka's CLI settings for USER with PASSWORD.
 security_java_properties() {
+  local ca
+  ca="$(security_dir)/ca.pem"
   cat <<EOF
 security.protocol=SASL_SSL
 sasl.mechanism=$SCRAM_MECHANISM
 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$1" password="$2";
 ssl.truststore.type=PEM
-ssl.truststore.location=$(security_dir)/ca.pem
+ssl.truststore.location=$ca
 EOF
 }
 
