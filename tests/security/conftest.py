@@ -26,6 +26,8 @@ from tests.support.stack import ROOT, Stack, require_env
 PORT_STEP = 50
 # The senders of the fault scenario are load generators, not abusers.
 UNLIMITED = {"CHAT_SEND_BURST": "1000000", "CHAT_SEND_RATE_PER_SECOND": "1000000"}
+# A scenario's figures, printed at the end of the run (as tests/faults does).
+FIGURES: list[tuple[str, dict]] = []
 
 
 @dataclass
@@ -127,3 +129,21 @@ def secured_stack(secured: Secured) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest):
+    """Record a scenario's figures; they are printed at the end of the run."""
+
+    def record(figures: dict) -> None:
+        FIGURES.append((request.node.name, figures))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FIGURES:
+        return
+    terminalreporter.section("secured scenarios")
+    for name, figures in FIGURES:
+        terminalreporter.write_line(f"{name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))

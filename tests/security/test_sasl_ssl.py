@@ -122,7 +122,7 @@ async def test_wrong_passwords_and_a_user_without_acls_are_refused_and_readyz_na
     assert readyz(secured_stack.base)[0] == 200  # type: ignore[attr-defined]
 
 
-async def test_a_bridge_killed_mid_burst_over_sasl_ssl_loses_nothing(secured_stack: Stack, record_property):
+async def test_a_bridge_killed_mid_burst_over_sasl_ssl_loses_nothing(secured_stack: Stack, report):
     stack = secured_stack
     burst = Burst.prepare(stack, stack.base, senders=4, per_sender=75)  # type: ignore[attr-defined]
     await burst.start_receivers()
@@ -133,9 +133,7 @@ async def test_a_bridge_killed_mid_burst_over_sasl_ssl_loses_nothing(secured_sta
     stack.bridge = stack.start_bridge()  # type: ignore[attr-defined]
     await sending
     done = await burst.wait_delivered(live_within=LIVE_WITHIN_S)
-    figures = {**burst.verify(), "delivered s after last ack": round(done, 1)}
-    for name, value in figures.items():
-        record_property(name, value)
+    report({**burst.verify(), "delivered s after last ack": round(done, 1)})
 
 
 async def test_no_password_reaches_a_log(secured: Secured, secured_stack: Stack):
