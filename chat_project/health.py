@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from kafka_bridge.consume.registry import topics
 from kafka_bridge.produce.clients import admin_client
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,20 @@ def _kafka_admin() -> AdminClient:
     return admin_client("chat-web-readiness")
 
 
+class KafkaTopicsUnavailable(Exception):
+    """The broker answers, but not with every topic the web process writes to: missing, or not allowed to its user."""
+
+
 def _check_kafka() -> None:
-    _kafka_admin().list_topics(timeout=CHECK_TIMEOUT_SECONDS)
+    admin = _kafka_admin()
+    # A broker with an authorizer leaves out of the answer the topics this client may not use.
+    present = admin.list_topics(timeout=CHECK_TIMEOUT_SECONDS).topics
+    absent = [topic.name for topic in topics() if topic.name not in present]
+    if absent:
+        # Asked by name, it says why: not authorized, or unknown (kafka_topics not run).
+        error = admin.list_topics(absent[0], timeout=CHECK_TIMEOUT_SECONDS).topics[absent[0]].error
+        others = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+        raise KafkaTopicsUnavailable(f"{absent[0]}: {error.str() if error else 'absent'}{others}")
 
 
 async def readiness_failures() -> dict[str, str]:

@@ -18,6 +18,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from chat_project.dotenv import read_dotenv
+from chat_project.kafka_security import kafka_security
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -337,21 +338,8 @@ KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1)
 # A loop whose Kafka consumer delivered nothing for this long while records
 # arrived in its partitions replaces it (kafka_bridge/consume/watchers.py).
 KAFKA_STUCK_CONSUMER_SECONDS = env_float("KAFKA_STUCK_CONSUMER_SECONDS", 10.0)
-# Client security settings, passed through to every librdkafka client.
-KAFKA_SECURITY = {
-    key: value
-    for key, value in {
-        "security.protocol": env("KAFKA_SECURITY_PROTOCOL"),
-        "sasl.mechanism": env("KAFKA_SASL_MECHANISM"),
-        "sasl.username": env("KAFKA_SASL_USERNAME"),
-        "sasl.password": env("KAFKA_SASL_PASSWORD"),
-        "ssl.ca.location": env("KAFKA_SSL_CA_LOCATION"),
-        "ssl.certificate.location": env("KAFKA_SSL_CERTIFICATE_LOCATION"),
-        "ssl.key.location": env("KAFKA_SSL_KEY_LOCATION"),
-        "ssl.key.password": env("KAFKA_SSL_KEY_PASSWORD"),
-    }.items()
-    if value
-}
+# Client security settings (chat_project/kafka_security.py), passed through to every librdkafka client.
+KAFKA_SECURITY = kafka_security(env)
 
 ### Logging ###
 

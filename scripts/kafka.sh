@@ -3,16 +3,19 @@
 # one JVM), run from the genuine Maven Central jars; no Docker needed.
 #
 #   scripts/kafka.sh start|stop|kill|status
+#   scripts/kafka.sh client-env   the service's settings for this broker (NAME=value lines)
 #   scripts/kafka.sh topics-cli <tool class> [args...]
 #     e.g. topics-cli org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #          topics-cli org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server 127.0.0.1:9092 --describe --all-groups
+#     (secured: add --command-config .run/kafka-secure/security/client.properties, or admin.properties)
 #
 # Environment (defaults):
+#   KAFKA_SECURITY         plaintext, or sasl_ssl: SASL_SSL, SCRAM users and ACLs (scripts/kafka/security.sh)
 #   KAFKA_VERSION          4.1.1
 #   KAFKA_CACHE_DIR        $HOME/.cache/chat-backend/kafka-$KAFKA_VERSION  (jars, fetched once)
 #   KAFKA_PORT             9092   client listener on 127.0.0.1
 #   KAFKA_CONTROLLER_PORT  9093   KRaft controller listener on 127.0.0.1
-#   KAFKA_DATA_DIR         <repo>/.run/kafka  (config, data/, logs/, kafka.pid)
+#   KAFKA_DATA_DIR         <repo>/.run/kafka, or .run/kafka-secure when secured  (config, data/, logs/, kafka.pid)
 #   KAFKA_HEAP             512m
 #   PYTHON                 <repo>/.venv/bin/python  (needs confluent_kafka; used
 #                          for the readiness probe, which falls back to a Java
@@ -20,12 +23,14 @@
 set -euo pipefail
 SERVICE=kafka
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# KAFKA_SECURITY and the security_* hooks (no-ops in plaintext mode).
+source "$SCRIPTS_DIR/kafka/security.sh"
 
 KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}
 KAFKA_CACHE_DIR=$(abspath "${KAFKA_CACHE_DIR:-$HOME/.cache/chat-backend/kafka-$KAFKA_VERSION}")
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
-KAFKA_DATA_DIR=$(abspath "${KAFKA_DATA_DIR:-$ROOT_DIR/.run/kafka}")
+KAFKA_DATA_DIR=$(abspath "${KAFKA_DATA_DIR:-$KAFKA_DEFAULT_DATA_DIR}")
 KAFKA_HEAP=${KAFKA_HEAP:-512m}
 PYTHON=${PYTHON:-$ROOT_DIR/.venv/bin/python}
 
@@ -108,16 +113,24 @@ probe() {
     PROBE_WITH=java
     "$PYTHON" -c 'import confluent_kafka' 2>/dev/null && PROBE_WITH=python
   fi
+  # Secured: the admin's client settings, from a file (security.sh).
+  local properties
   if [[ $PROBE_WITH == python ]]; then
+    properties=$(security_probe_rdkafka_properties)
     "$PYTHON" -c 'import sys
 from confluent_kafka.admin import AdminClient
-AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=2)' "$BOOTSTRAP" >/dev/null 2>&1
+config = {"bootstrap.servers": sys.argv[1]}
+for line in open(sys.argv[2]).read().splitlines() if len(sys.argv) > 2 else []:
+    config.update([line.split("=", 1)] if "=" in line else [])
+AdminClient(config).list_topics(timeout=2)' "$BOOTSTRAP" ${properties:+"$properties"} >/dev/null 2>&1
   else
+    properties=$(security_probe_java_properties)
     # Same question through Kafka's own AdminClient (slower: one JVM per try).
     port_open "$KAFKA_PORT" &&
       timeout 20 java -Xmx128m -cp "$LIB_DIR/*" \
         -Dlog4j2.configurationFile="$SCRIPTS_DIR/kafka/tools-log4j2.properties" \
-        org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --list >/dev/null 2>&1
+        org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --list \
+        ${properties:+--command-config "$properties"} >/dev/null 2>&1
   fi
 }
 
@@ -148,6 +161,7 @@ group.initial.rebalance.delay.ms=0
 # Topics are created explicitly by the application, never by a typo.
 auto.create.topics.enable=false
 EOF
+  security_write_config "$CONFIG"
 }
 
 # Format the storage once. The cluster id is kept in the data dir so that a
@@ -158,7 +172,7 @@ format_storage() {
   [[ -s $id_file ]] || run_java kafka.tools.StorageTool random-uuid >"$id_file"
   log "formatting storage in $KAFKA_DATA_DIR/data (cluster id $(<"$id_file"))"
   run_java kafka.tools.StorageTool format --standalone -t "$(<"$id_file")" \
-    -c "$CONFIG" --ignore-formatted >&2
+    -c "$CONFIG" --ignore-formatted "${SECURITY_FORMAT_ARGS[@]}" >&2
 }
 
 start() {
@@ -170,6 +184,7 @@ start() {
     for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
       port_open "$port" && die "port $port is already in use by another process"
     done
+    security_prepare
     write_config
     format_storage
     log "starting broker on $BOOTSTRAP (controller :$KAFKA_CONTROLLER_PORT, data $KAFKA_DATA_DIR)"
@@ -191,7 +206,7 @@ start() {
   local rc=0
   wait_for "$START_TIMEOUT" "$pid" probe || rc=$?
   case $rc in
-    0) log "ready on $BOOTSTRAP (pid $pid)" ;;
+    0) log "ready on $BOOTSTRAP (pid $pid)"; security_after_start ;;
     2) show_log_tail "$OUT_LOG"; show_log_tail "$LOG_DIR/server.log"
        rm -f "$PID_FILE"; die "broker process $pid died during startup" ;;
     *) show_log_tail "$OUT_LOG"; show_log_tail "$LOG_DIR/server.log"
@@ -242,10 +257,11 @@ case ${1:-} in
   stop) stop ;;
   kill) kill_now ;;
   status) status ;;
+  client-env) security_client_env ;;
   topics-cli)
     shift
     [[ $# -ge 1 ]] || die "usage: $0 topics-cli <main class> [args...]"
     ensure_jars
     run_java "$@" ;;
-  *) echo "usage: $0 {start|stop|kill|status|topics-cli <class> [args...]}" >&2; exit 2 ;;
+  *) echo "usage: $0 {start|stop|kill|status|client-env|topics-cli <class> [args...]}" >&2; exit 2 ;;
 esac

@@ -11,6 +11,10 @@
 #   DB=postgres   also start the project's own PostgreSQL (scripts/postgres.sh,
 #                 127.0.0.1:55432, data in .run/postgres) and use it instead
 #                 of the SQLite file; ignored when DATABASE_URL is set.
+#   KAFKA_SECURITY=sasl_ssl   start the secured broker instead (SASL_SSL, SCRAM
+#                 users, ACLs; scripts/kafka/security.sh) and connect as its
+#                 service user; ignored when KAFKA_BOOTSTRAP_SERVERS is set.
+#   REDIS_PASSWORD=...        start Redis with that password (and put it in REDIS_URL).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -61,8 +65,19 @@ if [[ ${DB:-} == postgres && -z ${DATABASE_URL:-} ]]; then
   export DATABASE_URL=$database_url
   admin_hint="DATABASE_URL=$database_url $admin_hint" # not in .env: another terminal needs it too
 fi
-if [[ -z ${REDIS_URL:-} ]]; then scripts/redis.sh start; started+=(redis); fi
-if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then scripts/kafka.sh start; started+=(kafka); fi
+if [[ -z ${REDIS_URL:-} ]]; then
+  scripts/redis.sh start
+  started+=(redis)
+  REDIS_URL=$(scripts/redis.sh url) # its port, and its password if it has one
+  export REDIS_URL
+fi
+if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then
+  scripts/kafka.sh start
+  started+=(kafka)
+  # Its address and, when secured, the service's user, password and CA (NAME=value lines).
+  client_env=$(scripts/kafka.sh client-env)
+  while IFS= read -r setting; do export "$setting"; done <<<"$client_env"
+fi
 
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null
@@ -126,6 +141,7 @@ cat <<EOT
     API docs   http://$HOST:$PORT/api/docs/ (Swagger UI)  http://$HOST:$PORT/api/redoc/
     Admin      http://$HOST:$PORT/admin/ (create a login: $admin_hint)
     Database   $database
+    Kafka      $KAFKA_BOOTSTRAP_SERVERS${KAFKA_SASL_USERNAME:+ (${KAFKA_SECURITY_PROTOCOL:-} as ${KAFKA_SASL_USERNAME})}
     Try it     make demo   (two users chatting, step by step)
     Health     http://$HOST:$PORT/healthz  http://$HOST:$PORT/readyz
   Ctrl+C stops everything.

@@ -19,6 +19,8 @@ from ..produce.clients import client_id, consumer_config, producer_config
 from ..topics import Topic
 
 REPLAY_GROUP = "dead-letter-replay"
+# Listing reads in a throwaway group of this prefix, so that it never moves any offset.
+READER_GROUP_PREFIX = "dead-letter-reader-"
 TIMEOUT_SECONDS = 10.0
 
 
@@ -74,10 +76,9 @@ class NothingToReplay(Exception):
 
 def read_dead_letters(topic: Topic, *, include_replayed: bool = False) -> Iterator[DeadLetter]:
     """Yield the dead letters of a topic, by default only those not replayed yet."""
-    # A throwaway group for reading, so that listing never moves any offset.
     reader = Consumer(
         {
-            **consumer_config(f"dead-letter-reader-{uuid.uuid4().hex}"),
+            **consumer_config(READER_GROUP_PREFIX + uuid.uuid4().hex),
             "enable.partition.eof": True,
             "client.id": client_id("dead-letter-reader"),
         }

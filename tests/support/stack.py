@@ -24,6 +24,8 @@ import requests
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from chat_project.kafka_security import kafka_security
+
 ROOT = Path(__file__).resolve().parents[2]
 # What a broker that just (re)started answers for a while about consumer groups.
 COORDINATOR_WARMING_UP = (
@@ -42,6 +44,17 @@ def require_env(name: str) -> str:
     if not value:
         raise RuntimeError(f"{name} is not set: run the tests with `make test`, which starts the services.")
     return value
+
+
+def kafka_config(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Return a Kafka client's settings for the broker of `env` (default: the one `make test` started).
+
+    The address, and the security settings a secured broker's environment holds,
+    read the way the settings read them.
+    """
+    env = os.environ if env is None else env
+    bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS") or require_env("KAFKA_BOOTSTRAP_SERVERS")
+    return {"bootstrap.servers": bootstrap, **kafka_security(lambda name: env.get(name, ""))}
 
 
 def free_port() -> int:
@@ -73,8 +86,8 @@ def loop_group_suffixes() -> set[str]:
     return {spec.group_suffix for spec in loops().values()}
 
 
-def start_group_at_end(group: str) -> None:
-    """Set a new consumer group's offsets at the topics' current ends.
+def start_group_at_end(group: str, config: dict[str, str] | None = None) -> None:
+    """Set a new consumer group's offsets at the topics' current ends (on the broker of `config`).
 
     Stacks share one broker: a new stack's bridge must not replay the records
     earlier stacks produced (their user ids mean other users here). The admin
@@ -83,8 +96,8 @@ def start_group_at_end(group: str) -> None:
     """
     from kafka_bridge.consume.registry import topics
 
-    bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}-probe"})
+    config = config or kafka_config()
+    consumer = Consumer({**config, "group.id": f"{group}-probe"})
     try:
         offsets = []
         for topic in topics():
@@ -94,7 +107,7 @@ def start_group_at_end(group: str) -> None:
                 offsets.append(TopicPartition(topic.name, partition, high))
     finally:
         consumer.close()
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(config)
     for attempt in range(60):
         (future,) = admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)]).values()
         try:
@@ -111,10 +124,9 @@ def start_group_at_end(group: str) -> None:
             time.sleep(0.5)
 
 
-def group_lag(group: str, topic: str) -> int:
+def group_lag(group: str, topic: str, config: dict[str, str] | None = None) -> int:
     """Records of `topic` that `group` has not committed yet (a partition it never committed counts whole)."""
-    bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(config or kafka_config())
     partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
     (future,) = admin.list_consumer_group_offsets([request]).values()
@@ -127,7 +139,7 @@ def group_lag(group: str, topic: str) -> int:
     return lag
 
 
-def wait_group_caught_up(group: str, topic: str, timeout: float = 60.0) -> None:
+def wait_group_caught_up(group: str, topic: str, timeout: float = 60.0, config: dict[str, str] | None = None) -> None:
     """Wait until `group` has committed every record of `topic` produced so far (its lag is zero).
 
     The bridge commits a record only after handling it, so a zero lag means
@@ -135,7 +147,7 @@ def wait_group_caught_up(group: str, topic: str, timeout: float = 60.0) -> None:
     before it asserts that handling one changed nothing.
     """
     deadline = time.monotonic() + timeout
-    while (lag := group_lag(group, topic)) > 0:
+    while (lag := group_lag(group, topic, config)) > 0:
         if time.monotonic() > deadline:
             raise AssertionError(f"group {group} still {lag} record(s) behind on {topic} after {timeout}s")
         time.sleep(0.1)
@@ -197,13 +209,27 @@ class Stack:
 
     @classmethod
     def create(cls, name: str, **extra_env: str) -> Stack:
+        stack = cls.create_database(name, **extra_env)
+        stack.prepare_kafka()
+        return stack
+
+    @classmethod
+    def create_database(cls, name: str, **extra_env: str) -> Stack:
+        """Return a stack with its database created and migrated; prepare_kafka() does the rest of create()."""
         database_url = recreate_database(require_env("DATABASE_URL"), f"chat_{name}")
         stack = cls(name=name, database_url=database_url, extra_env=extra_env)
         stack.manage("migrate", "--noinput")
-        stack.manage("kafka_topics")
-        for suffix in loop_group_suffixes():
-            start_group_at_end(stack.env()["KAFKA_CONSUMER_GROUP"] + suffix)
         return stack
+
+    def prepare_kafka(self) -> None:
+        """Create the topics (if missing), and the stack's consumer groups at the topics' ends."""
+        self.manage("kafka_topics")
+        for suffix in loop_group_suffixes():
+            start_group_at_end(self.env()["KAFKA_CONSUMER_GROUP"] + suffix, self.kafka_config())
+
+    def kafka_config(self) -> dict[str, str]:
+        """Return a Kafka client's settings as the stack's processes have them (broker, user, CA)."""
+        return kafka_config(self.env())
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -249,10 +275,16 @@ class Stack:
         return proc
 
     def start_web(
-        self, port: int | None = None, processes: int = 1, host: str = "127.0.0.1", env: dict[str, str] | None = None
+        self,
+        port: int | None = None,
+        processes: int = 1,
+        host: str = "127.0.0.1",
+        env: dict[str, str] | None = None,
+        ready: bool = True,
     ) -> tuple[Proc, str]:
         """Start daphne (`processes` of them on one port) and wait until /readyz answers 200.
 
+        With `ready=False`, wait only until /readyz answers at all (for a server that cannot be ready).
         Return the process (the parent when there are several) and its base URL (on 127.0.0.1).
         """
         port = port or free_port()
@@ -262,7 +294,8 @@ class Stack:
             env,
         )
         base = f"http://127.0.0.1:{port}"
-        self._wait(proc, lambda: requests.get(f"{base}/readyz", timeout=5).status_code == 200)
+        wanted = {200} if ready else {200, 503}
+        self._wait(proc, lambda: requests.get(f"{base}/readyz", timeout=10).status_code in wanted)
         return proc, base
 
     def start_bridge(self, *args: str, env: dict[str, str] | None = None) -> Proc:
@@ -304,7 +337,8 @@ class Stack:
         from kafka_bridge.consume.registry import loops
 
         spec = loops()[loop]
-        wait_group_caught_up(self.env()["KAFKA_CONSUMER_GROUP"] + spec.group_suffix, spec.topic.name, timeout)
+        group = self.env()["KAFKA_CONSUMER_GROUP"] + spec.group_suffix
+        wait_group_caught_up(group, spec.topic.name, timeout, self.kafka_config())
 
     def query(self, sql: str, *params: object) -> list[tuple]:
         """Read the stack's database directly (to check what was stored)."""
