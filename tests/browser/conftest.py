@@ -122,7 +122,9 @@ class Person:
         if title:
             self.page.get_by_label("Group title (optional)").fill(title)
         self.page.get_by_role("button", name="Start chat").click()
-        expect(self.page.locator("#composer")).to_be_visible()
+        # Open once the message box has the focus (the composer may be showing an earlier chat already, and
+        # typing elsewhere before then would end up in the box).
+        expect(self.page.get_by_label("Message", exact=True)).to_be_focused()
 
     def open_chat(self, title: str) -> None:
         self.page.locator("#conversation-list button", has_text=title).click()
