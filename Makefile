@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test lint bench demo backup restore venv clean
+.PHONY: run test lint bench demo backup restore screenshots venv clean
 
 run: venv
 	scripts/run.sh
@@ -21,6 +21,10 @@ lint: venv
 
 bench: venv
 	scripts/bench.sh
+
+# The README's pictures of the web client, drawn again (docs/web-client.png, docs/web-client-phone.png).
+screenshots: venv
+	scripts/screenshots.sh
 
 # Two new users chatting through the server `make run` started (URL=... for another).
 URL ?= http://127.0.0.1:8000

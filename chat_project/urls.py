@@ -57,6 +57,8 @@ urlpatterns = [
     # Before the admin's own URLs: its login page with the limits on failed logins.
     path("admin/login/", admin_login),
     path("", webclient_views.index, name="webclient"),
+    # A conversation's own address: the same page, which opens it (or says it is not found).
+    path("c/<path:conversation_id>", webclient_views.index, name="webclient-conversation"),
     path("favicon.ico", webclient_views.favicon),
     *kafka_pages.admin_urls(messages_per_minute=messages_per_minute),
     path("admin/", admin.site.urls),

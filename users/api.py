@@ -20,7 +20,13 @@ from rest_framework.views import APIView
 from core.api import StrictCharField, int_param, request_user, validated
 
 from .credentials import credential_ended
-from .limits import MAX_DISPLAY_NAME_CHARS, MAX_SEARCH_CHARS, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT
+from .limits import (
+    MAX_DISPLAY_NAME_CHARS,
+    MAX_SEARCH_CHARS,
+    MIN_SUBSTRING_SEARCH_CHARS,
+    SEARCH_DEFAULT_LIMIT,
+    SEARCH_MAX_LIMIT,
+)
 from .selectors import user_get_active, users_search
 from .services import profile_set_display_name
 from .throttles import login_with_password
@@ -74,7 +80,11 @@ class UserListView(APIView):
             OpenApiParameter(
                 "search",
                 str,
-                description=f"Start of a username or display name, any case (at most {MAX_SEARCH_CHARS} characters).",
+                description=(
+                    f"Any part of a username or display name, any case (at most {MAX_SEARCH_CHARS} characters; "
+                    f"under {MIN_SUBSTRING_SEARCH_CHARS}, the start of a name or of a word in it). Names that "
+                    "start with it come first."
+                ),
             ),
             OpenApiParameter("limit", int, description=f"1 to {SEARCH_MAX_LIMIT}, default {SEARCH_DEFAULT_LIMIT}."),
         ],
@@ -82,7 +92,7 @@ class UserListView(APIView):
         operation_id="users_list",
     )
     def get(self, request: Request) -> Response:
-        """Find active users whose username or display name starts with `search` (any case)."""
+        """Find active users with `search` in their username or display name (any case), best matches first."""
         results = users_search(search=request.query_params.get("search"), limit=int_param(request, "limit"))
         return Response({"results": results})
 

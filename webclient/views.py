@@ -1,4 +1,4 @@
-"""The web client: one page at `/`, its script and styles served as static files.
+"""The web client: one page at `/` (and at `/c/<conversation id>`), its script and styles served as static files.
 
 The page signs in with a session (the cookie also authenticates its
 WebSocket), so it sets the CSRF cookie its script sends back as a header.
@@ -35,8 +35,8 @@ CONTENT_SECURITY_POLICY = (
 
 @require_safe
 @ensure_csrf_cookie
-def index(request: HttpRequest) -> HttpResponse:
-    """Serve the chat page."""
+def index(request: HttpRequest, conversation_id: str | None = None) -> HttpResponse:
+    """Serve the chat page (at `/c/<id>` too: the page opens that conversation, or says it is not found)."""
     response = render(
         request,
         "webclient/index.html",

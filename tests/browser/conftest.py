@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, WebSocket, WebSocketRoute, expect, sync_playwright
@@ -25,6 +26,8 @@ SCREENSHOT_DIR = LOG_DIR.parent / "screenshots"
 # Delivery goes through Kafka and the bridge: allow for a loaded machine.
 LIVE_MS = 20_000
 PASSWORD = "a long password 1"
+DESKTOP = {"width": 1100, "height": 760}
+PHONE = {"width": 390, "height": 844}
 
 expect.set_options(timeout=LIVE_MS)
 
@@ -58,20 +61,23 @@ def browser() -> Iterator[Browser]:
 class Person:
     """One user in a browser context of their own."""
 
-    def __init__(self, browser: Browser, base: str, name: str, *, mobile: bool = False) -> None:
+    def __init__(self, browser: Browser, base: str, name: str, *, mobile: bool = False, **context_options) -> None:
         self.browser = browser
         self.base = base
         self.name = name
         self.username = f"{name}-{uuid.uuid4().hex[:8]}"
         self.context: BrowserContext | None = None
-        self.page: Page = self.open(mobile=mobile)
+        # Further contexts of this person (open() again) have the same screen, language and time zone.
+        self.mobile = mobile
+        self.context_options = context_options
+        self.page: Page = self.open()
 
-    def open(self, *, mobile: bool = False) -> Page:
-        """Open a new browser context (no cookies) on the page."""
-        viewport = {"width": 390, "height": 800} if mobile else {"width": 1100, "height": 760}
-        self.context = self.browser.new_context(viewport=viewport)
+    def open(self, path: str = "/") -> Page:
+        """Open a new browser context (no cookies) on the page at `path`."""
+        viewport = PHONE if self.mobile else DESKTOP
+        self.context = self.browser.new_context(viewport=viewport, **self.context_options)
         self.page = self.context.new_page()
-        self.page.goto(self.base + "/")
+        self.page.goto(self.base + path)
         # The page has asked whether this context is signed in and shows its answer.
         expect(self.page.locator("body")).to_have_attribute("data-view", re.compile("auth|app"))
         return self.page
@@ -105,9 +111,8 @@ class Person:
         self.page.get_by_role("button", name="Profile").click()
         self.page.get_by_label("Display name (what others see)").fill(display_name)
         self.page.get_by_role("button", name="Save").click()
-        expect(self.page.locator("#profile-status")).to_have_text("Saved.")
         expect(self.page.locator("#me-name")).to_have_text(display_name)
-        self.page.get_by_role("button", name="Profile").click()
+        expect(self.page.locator("#profile-panel")).to_be_hidden()  # saved, it closes
 
     def start_chat(self, *people: Person, title: str = "") -> None:
         """Find each person by their username and start a chat with them."""
@@ -118,7 +123,9 @@ class Person:
         if title:
             self.page.get_by_label("Group title (optional)").fill(title)
         self.page.get_by_role("button", name="Start chat").click()
-        expect(self.page.locator("#composer")).to_be_visible()
+        # Open once the message box has the focus (the composer may be showing an earlier chat already, and
+        # typing elsewhere before then would end up in the box).
+        expect(self.page.get_by_label("Message", exact=True)).to_be_focused()
 
     def open_chat(self, title: str) -> None:
         self.page.locator("#conversation-list button", has_text=title).click()
@@ -160,6 +167,32 @@ class Frames:
         return [frame for frame in self.received if frame.get("type") == kind]
 
 
+class Requests:
+    """Every request of a context's pages from now on (the browser's own, such as the icon, included), and the
+    address of every WebSocket they open."""
+
+    def __init__(self, context: BrowserContext, base: str) -> None:
+        self.origin = urlsplit(base)
+        self.urls: list[str] = []
+        context.on("request", lambda request: self.urls.append(request.url))
+        for page in context.pages:
+            self.follow(page)
+        context.on("page", self.follow)
+
+    def follow(self, page: Page) -> None:
+        page.on("websocket", lambda socket: self.urls.append(socket.url))
+
+    def elsewhere(self) -> list[str]:
+        """The requests to another scheme, host or port than the page's (its WebSocket may use ws: for http:)."""
+        same_scheme = {"http": ("http", "ws"), "https": ("https", "wss")}[self.origin.scheme]
+        return [
+            url
+            for url in self.urls
+            if not url.startswith(("data:", "blob:"))
+            and not (urlsplit(url).scheme in same_scheme and urlsplit(url).netloc == self.origin.netloc)
+        ]
+
+
 def until(page: Page, condition) -> None:
     """Wait (pumping Playwright's events) until `condition()` holds; fail after LIVE_MS."""
     for _ in range(LIVE_MS // 50):
@@ -194,7 +227,7 @@ class HiddenFrames:
 def people(browser: Browser, web_stack: Stack, request: pytest.FixtureRequest) -> Iterator[callable]:
     made: list[Person] = []
 
-    def make(name: str, **kwargs: bool) -> Person:
+    def make(name: str, **kwargs) -> Person:
         person = Person(browser, web_stack.base, name, **kwargs)  # type: ignore[attr-defined]
         made.append(person)
         return person

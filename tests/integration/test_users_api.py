@@ -12,7 +12,7 @@ from tests.support.client import conversation
 pytestmark = pytest.mark.integration
 
 
-def test_search_finds_active_users_by_the_start_of_username_or_display_name(make_user):
+def test_search_finds_active_users_by_any_part_of_username_or_display_name(make_user):
     tag = uuid.uuid4().hex[:6]
     alice, bob, carol = make_user(f"fa{tag}"), make_user(f"fb{tag}"), make_user("other")
     assert carol.api("PATCH", "/api/users/me/", {"displayName": f"FC{tag} Carol"}).json() == {
@@ -29,8 +29,10 @@ def test_search_finds_active_users_by_the_start_of_username_or_display_name(make
     assert by_username == [{"id": alice.id, "username": alice.username, "displayName": "", **offline}]
     by_display_name = alice.api("GET", "/api/users/", search=f"fc{tag}").json()["results"]
     assert [u["id"] for u in by_display_name] == [carol.id]
-    # Starts with, not contains.
-    assert alice.api("GET", "/api/users/", search=tag).json()["results"] == []
+    # Any part of a name: the tag is inside all three; the names that start with the text come first.
+    inside = alice.api("GET", "/api/users/", search=tag).json()["results"]
+    assert {u["id"] for u in inside} == {alice.id, bob.id, carol.id}
+    assert [u["id"] for u in alice.api("GET", "/api/users/", search=f"c{tag}").json()["results"]] == [carol.id]
     assert [u["id"] for u in alice.api("GET", "/api/users/", search=f"fb{tag}", limit=1).json()["results"]] == [bob.id]
     assert bob.api("GET", f"/api/users/{carol.id}/").json()["displayName"] == f"FC{tag} Carol"
     assert bob.api("GET", "/api/users/me/").json() == {

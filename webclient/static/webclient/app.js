@@ -1,10 +1,13 @@
 // The chat page. Every piece of user content is set with textContent: never as HTML.
 
+import { addressedConversation, adoptAddress, backToList, isConversationId, onAddressChange, pushAddress } from "./address.js";
 import { api, ApiError } from "./api.js";
 import { describeError } from "./errors.js";
 import { initNotifications, loadNotifications, onNotification, showUnreadTotal } from "./notifications.js";
 import { SESSION_ENDED, SIGNED_OUT_ELSEWHERE, forgetSignedIn, rememberSignedIn, signOutWithReason, takeSignedOutReason } from "./session.js";
 import { notePresence, onPresence, presenceDot, showPresence } from "./presence.js";
+import { avatar } from "./avatars.js";
+import { dayKey, dayLabel, listTime, longDayLabel, messageTime } from "./dates.js";
 import { ChatSocket } from "./socket.js";
 import {
   Holdings,
@@ -32,6 +35,8 @@ const GAP_WAIT_MS = 300;
 // message they refer to instead.
 const SYSTEM_KINDS = new Set(["member_added", "member_removed", "member_left", "renamed", "role_changed"]);
 const MEMBERSHIP_KINDS = new Set(["member_added", "member_removed", "member_left", "role_changed"]);
+// Messages of one sender closer together than this (and on one day) form a run: one avatar and name for all.
+const RUN_GAP_MS = 10 * 60 * 1000;
 const TICKS = { SENDING: "Sending…", SENT: "✓ Sent", DELIVERED: "✓✓ Delivered", READ: "✓✓ Read", FAILED: "Not sent" };
 
 const $ = (id) => document.getElementById(id);
@@ -56,11 +61,6 @@ function randomId() {
 
 function isText(message) {
   return !message.kind || message.kind === "text";
-}
-
-function timeOf(iso) {
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
 // ### State ###
@@ -107,6 +107,13 @@ function titleOf(conversation) {
   return other ? nameOf(other) : "Just you";
 }
 
+// The conversation's face: the other person's initials in a direct chat, the group's in a group.
+function conversationAvatar(conversation, size) {
+  if (conversation.kind === "group") return avatar(conversation.id, titleOf(conversation), size);
+  const [other] = others(conversation);
+  return avatar(other || state.me.id, titleOf(conversation), size);
+}
+
 function thread(conversationId) {
   let t = state.threads.get(conversationId);
   if (!t) {
@@ -119,6 +126,7 @@ function thread(conversationId) {
 // ### Signing in and out ###
 
 async function start() {
+  adoptAddress();
   bindEvents();
   try {
     enter(await api("GET", "/api/users/me/"));
@@ -148,7 +156,10 @@ async function enter(me) {
   await loadConversations(true);
   loadNotifications();
   socket.start();
-  $("user-search").focus();
+  // A conversation's address (a reload, a shared link, the address before signing in) opens it.
+  const addressed = addressedConversation();
+  if (addressed !== null) openConversation(addressed, { fromAddress: true });
+  else $("user-search").focus();
 }
 
 async function authenticate(register) {
@@ -194,6 +205,10 @@ async function saveProfile(event) {
     remember(state.me);
     renderMe();
     $("profile-status").textContent = "Saved.";
+    // Done: the panel closes, and says so to a screen reader from outside it.
+    togglePanel("profile-button", "profile-panel");
+    $("profile-button").focus();
+    announce("Display name saved.");
   } catch (error) {
     $("profile-status").textContent = error.message;
   }
@@ -254,14 +269,17 @@ function renderConversationList() {
       const preview = c.lastMessage
         ? `${c.lastMessage.senderId === state.me.id ? "You" : nameOf(c.lastMessage.senderId)}: ${c.lastMessage.content}`
         : "No messages yet";
+      const when = c.lastMessage ? listTime(c.lastMessage.createdAt) : "";
       const button = el(
         "button",
         { type: "button", "data-conversation-id": c.id, "aria-current": String(c.id === state.openId) },
+        conversationAvatar(c),
         el("span", { class: "conversation-title", text: titleOf(c) }),
+        when ? el("span", { class: "conversation-time", text: when }) : null,
         unread ? el("span", { class: "badge", text: String(unread), "aria-label": `${unread} unread` }) : null,
         el("span", { class: "conversation-preview", text: preview }),
       );
-      if (c.kind === "direct" && others(c).length) button.firstElementChild.prepend(presenceDot(others(c)[0]));
+      if (c.kind === "direct" && others(c).length) button.querySelector(".conversation-title").prepend(presenceDot(others(c)[0]));
       button.addEventListener("click", () => openConversation(c.id));
       return el("li", {}, button);
     }),
@@ -304,7 +322,12 @@ async function search() {
       .filter((u) => u.id !== state.me.id)
       .map((u) => {
         const label = u.displayName ? `${u.displayName} (${u.username})` : u.username;
-        const button = el("button", { type: "button", text: label, "aria-pressed": String(state.picked.has(u.id)) });
+        const button = el(
+          "button",
+          { type: "button", "aria-pressed": String(state.picked.has(u.id)) },
+          avatar(u.id, u.displayName || u.username, "small"),
+          el("span", { text: label }),
+        );
         button.dataset.userId = u.id;
         button.addEventListener("click", () => {
           if (state.picked.has(u.id)) state.picked.delete(u.id);
@@ -353,12 +376,30 @@ function paneVisible() {
   return document.visibilityState === "visible" && state.openId !== null;
 }
 
-async function openConversation(conversationId) {
-  state.openId = conversationId;
+// Open a conversation in the pane and show its address (unless the address is what asked for it).
+async function openConversation(conversationId, { fromAddress = false } = {}) {
+  if (!fromAddress) pushAddress(conversationId);
   document.querySelector(".app").classList.add("pane-open");
+  if (!state.conversations.has(conversationId)) {
+    // Not in the pages of the list loaded so far, someone else's, or no conversation at all.
+    let problem = isConversationId(conversationId) ? null : NOT_FOUND;
+    if (!problem) {
+      try {
+        await fetchConversation(conversationId);
+      } catch (error) {
+        problem = error instanceof ApiError ? NOT_FOUND : UNREACHABLE;
+      }
+    }
+    if (addressedConversation() !== conversationId) return; // the address moved on meanwhile
+    if (problem) {
+      showNotFound(problem);
+      return;
+    }
+  }
+  state.openId = conversationId;
+  $("pane").classList.remove("not-found");
   const conversation = state.conversations.get(conversationId);
-  $("pane-title").textContent = titleOf(conversation);
-  showPresence(conversation.kind === "direct" ? others(conversation)[0] : null);
+  renderPaneHeader(conversation);
   $("composer").hidden = false;
   $("pane-note").hidden = true;
   $("pane-error").textContent = "";
@@ -386,15 +427,44 @@ async function openFromNotification(conversationId) {
   openConversation(conversationId);
 }
 
-function closePane() {
+function renderPaneHeader(conversation) {
+  $("pane-title").textContent = titleOf(conversation);
+  $("pane-avatar").replaceChildren(conversationAvatar(conversation, "large"));
+  showPresence(conversation.kind === "direct" ? others(conversation)[0] : null);
+}
+
+const NOT_FOUND = "There is no such conversation, or you are not in it. Pick one from your conversations, or start a new chat.";
+const UNREACHABLE = "This conversation could not be loaded: the server did not answer. Reload the page to try again.";
+
+// The pane of an address that names no conversation of the user's (or that could not be asked about): said
+// plainly, with the list beside it.
+function showNotFound(problem) {
+  closePane({ focusList: false });
+  document.querySelector(".app").classList.add("pane-open");
+  $("pane").classList.add("not-found");
+  $("pane-title").textContent = problem === NOT_FOUND ? "Conversation not found" : "Conversation not loaded";
+  $("pane-note").textContent = problem;
+  $("pane-note").hidden = false;
+  $("back-button").focus();
+}
+
+function closePane({ focusList = true } = {}) {
   state.openId = null;
   document.querySelector(".app").classList.remove("pane-open");
+  $("pane").classList.remove("not-found");
+  $("pane-title").textContent = "Pick a conversation";
+  $("pane-avatar").replaceChildren();
+  showPresence(null);
+  $("messages").replaceChildren();
+  $("typing-indicator").textContent = "";
+  $("pane-error").textContent = "";
   $("composer").hidden = true;
   $("group-panel").hidden = true;
   $("group-button").hidden = true;
   $("pane-note").hidden = true;
   if (state.editing) stopEditing();
   renderConversationList();
+  if (!focusList) return;
   const first = document.querySelector("#conversation-list button");
   (first || $("user-search")).focus();
 }
@@ -492,28 +562,53 @@ function renderMessages(scrollToEnd = true) {
   const lastSeen = conversation.kind === "group" ? [...mine].reverse().find((m) => readersOf(conversation, m, state.me.id).length) : null;
   const items = [];
   if (t.complete) items.push(el("li", { class: "history-note", text: "Start of the conversation" }));
+  let day = null;
+  let previous = null; // the text message shown last, while a run of one sender's messages goes on
   for (const message of stored) {
-    if (SYSTEM_KINDS.has(message.kind)) items.push(el("li", { class: "system-line", text: message.content }));
-    else if (isText(message)) items.push(messageItem(conversation, message, message === lastSeen));
-    // edit and delete events are shown on the message they change
+    if (!SYSTEM_KINDS.has(message.kind) && !isText(message)) continue; // edits and deletes show on their message
+    if (dayKey(message.createdAt) !== day) {
+      day = dayKey(message.createdAt);
+      items.push(el("li", { class: "day-separator", text: dayLabel(message.createdAt), title: longDayLabel(message.createdAt) }));
+      previous = null;
+    }
+    if (SYSTEM_KINDS.has(message.kind)) {
+      items.push(el("li", { class: "system-line", text: message.content }));
+      previous = null;
+      continue;
+    }
+    const continues =
+      previous !== null &&
+      previous.senderId === message.senderId &&
+      Date.parse(message.createdAt) - Date.parse(previous.createdAt) < RUN_GAP_MS;
+    items.push(messageItem(conversation, message, message === lastSeen, !continues));
+    previous = message;
   }
+  const now = new Date().toISOString();
   for (const [clientMessageId, p] of state.pending) {
-    if (p.conversationId === conversationId) items.push(pendingItem(clientMessageId, p));
+    if (p.conversationId !== conversationId) continue;
+    if (day !== dayKey(now)) {
+      // The first message of a new day is still on its way: it goes under today.
+      day = dayKey(now);
+      items.push(el("li", { class: "day-separator", text: dayLabel(now), title: longDayLabel(now) }));
+    }
+    items.push(pendingItem(clientMessageId, p));
   }
   list.replaceChildren(...items);
   if (scrollToEnd || atEnd) list.scrollTop = list.scrollHeight;
 }
 
-function messageItem(conversation, message, showSeenBy) {
+// One message; the first of a run of someone else's shows their avatar (and, in a group, their name).
+function messageItem(conversation, message, showSeenBy, firstOfRun = true) {
   const mine = message.senderId === state.me.id;
-  const item = el("li", { class: mine ? "message mine" : "message" });
+  const item = el("li", { class: mine ? "message mine" : "message theirs" });
   item.dataset.messageId = message.id;
   item.dataset.seq = String(message.seq);
-  if (!mine && conversation.kind === "group") item.append(el("div", { class: "message-sender", text: nameOf(message.senderId) }));
-  if (!mine && conversation.kind === "direct") item.append(el("span", { class: "visually-hidden", text: `${nameOf(message.senderId)}: ` }));
+  if (!mine && firstOfRun) item.append(avatar(message.senderId, nameOf(message.senderId), "small"));
+  if (!mine && conversation.kind === "group" && firstOfRun) item.append(el("div", { class: "message-sender", text: nameOf(message.senderId) }));
+  else if (!mine) item.append(el("span", { class: "visually-hidden", text: `${nameOf(message.senderId)}: ` }));
   if (message.deletedAt) item.append(el("div", { class: "message-content deleted", text: "Message deleted" }));
   else item.append(el("div", { class: "message-content", text: message.content }));
-  const meta = el("div", { class: "message-meta", text: timeOf(message.createdAt) });
+  const meta = el("div", { class: "message-meta" }, el("time", { dateTime: message.createdAt, title: longDayLabel(message.createdAt), text: messageTime(message.createdAt) }));
   if (message.editedAt && !message.deletedAt) meta.append(" ", el("span", { class: "edited", text: "edited" }));
   if (mine) {
     const status = statusOf(message, conversation, state.me.id);
@@ -807,7 +902,7 @@ function record(conversation, message, fromOthers) {
 function applyEvent(conversation, message) {
   if (message.kind === "renamed") {
     conversation.title = (message.meta && message.meta.title) || "";
-    if (state.openId === conversation.id) $("pane-title").textContent = titleOf(conversation);
+    if (state.openId === conversation.id) renderPaneHeader(conversation);
   }
   if (!MEMBERSHIP_KINDS.has(message.kind)) return;
   const named = (message.meta && message.meta.userIds) || [];
@@ -1145,7 +1240,15 @@ function bindEvents() {
   $("user-search").addEventListener("input", onSearchInput);
   $("new-conversation-form").addEventListener("submit", startConversation);
   $("more-conversations").addEventListener("click", () => loadConversations(false));
-  $("back-button").addEventListener("click", closePane);
+  $("back-button").addEventListener("click", () => {
+    // Back to the list below in the browser's history (its Back button closes the pane then), or a new entry.
+    if (!backToList()) closePane();
+  });
+  onAddressChange((conversationId) => {
+    if (!state.me) return; // signed out: the form stays, and opens the address after signing in
+    if (conversationId === null) closePane();
+    else if (conversationId !== state.openId) openConversation(conversationId, { fromAddress: true });
+  });
   $("group-button").addEventListener("click", toggleGroupPanel);
   $("rename-form").addEventListener("submit", renameGroup);
   $("leave-button").addEventListener("click", leaveGroup);
