@@ -105,7 +105,7 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
     finally:
         script.send_signal(signal.SIGINT)  # Ctrl+C
         try:
-            script.wait(60)
+            script.wait(120)  # a loaded machine stops five processes slowly
         except subprocess.TimeoutExpired:
             os.killpg(script.pid, signal.SIGKILL)
             script.wait()
