@@ -26,7 +26,7 @@ def test_settings_win_over_the_clusters_size():
 
 
 def test_more_in_sync_replicas_than_replicas_is_refused():
-    with pytest.raises(ProvisioningError, match="min.insync.replicas 3 is more than the replication factor 2"):
+    with pytest.raises(ProvisioningError, match=r"min\.insync\.replicas 3 is more than the replication factor 2"):
         replication_for(3, factor=2, min_insync=3)
     with pytest.raises(ProvisioningError, match="no broker"):
         replication_for(0)
