@@ -255,6 +255,9 @@ broker.session.timeout.ms=3000
 # A live follower that stops fetching leaves the ISR after 5 s (default 30 s),
 # so writes that wait for every in-sync replica do not wait for it long.
 replica.lag.time.max.ms=5000
+# A follower whose leader moved tries the new one after 100 ms, not 1 s: until
+# it does, no write to the partition is acknowledged (acks=all).
+replica.fetch.backoff.ms=100
 EOF
   fi
 }
