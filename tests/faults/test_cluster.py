@@ -48,7 +48,7 @@ PARTITIONS = 3
 FULL_RATE = 50.0
 SLOW_RATE = 25.0
 THROUGH_FAULT = 100
-AFTER_MOVE = 300
+AFTER_MOVE = 150
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +177,8 @@ def test_kafka_topics_replicates_across_the_cluster_and_reports_drift(cluster: C
 
 
 async def test_partition_leader_killed_mid_burst(cluster: Cluster, cluster_stack: Stack, report):
-    # Traffic goes on through the kill, stops short of the burst's end until
-    # the leadership has moved, then flows again while the node comes back.
+    # Traffic goes on through the kill, stops short until the leadership has
+    # moved, then flows again to the end while the node comes back.
     throttle = Throttle(rate=FULL_RATE, allowed=300 + THROUGH_FAULT)
     burst = prepare_burst(cluster_stack, throttle)
     since = cluster.end_offsets(TOPIC)
@@ -192,13 +192,11 @@ async def test_partition_leader_killed_mid_burst(cluster: Cluster, cluster_stack
     acked_at_kill = burst.sent()
     await asyncio.to_thread(cluster.kill, victim)  # SIGKILL: no controlled shutdown
     moved = await asyncio.to_thread(wait_leaders_moved, cluster, TOPIC, victim, led)
-    throttle.allow(AFTER_MOVE, rate=SLOW_RATE)
+    throttle.allow(burst.total, rate=FULL_RATE)
     acked_while_leaderless = burst.sent() - acked_at_kill
     # Back while the burst goes on: it catches up from the others and rejoins every ISR.
     restarted = time.monotonic()
-    await asyncio.to_thread(cluster.start, victim)
-    throttle.allow(burst.total, rate=FULL_RATE)
-    await sending
+    await asyncio.gather(sending, asyncio.to_thread(cluster.start, victim))
     done = await burst.wait_delivered(live_within=LIVE_WITHIN_S)
     figures = burst.verify()
     back_in_sync = time.monotonic() - restarted + await asyncio.to_thread(cluster.wait_in_sync, victim)
@@ -241,7 +239,7 @@ async def test_rolling_restart_mid_burst(cluster: Cluster, cluster_stack: Stack,
         stopped = Moment.now()
         stopping = asyncio.create_task(asyncio.to_thread(cluster.stop, node))
         moved = await asyncio.to_thread(wait_leaders_moved, cluster, TOPIC, node, led)
-        throttle.allow(AFTER_MOVE // 2, rate=SLOW_RATE)
+        throttle.allow(AFTER_MOVE, rate=SLOW_RATE)
         await stopping
         restarted = time.monotonic()
         await asyncio.to_thread(cluster.start, node)
