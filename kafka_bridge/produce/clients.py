@@ -85,7 +85,10 @@ def consumer_config(group_id: str | None = None) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
-        "session.timeout.ms": 6_000,  # the broker's minimum: a dead bridge's partitions move on soonest
+        # A dead bridge's partitions move on after this long. It must outlast a dead broker's
+        # fencing (3 s on the project's cluster, 6-7 s when it was the active controller too):
+        # until then a commit waits for the dead replica, and heartbeats wait behind the commit.
+        "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
     }
 
