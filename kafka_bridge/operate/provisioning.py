@@ -11,6 +11,7 @@ record lost; on one broker there is nothing to replicate to.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from django.conf import settings
@@ -94,6 +95,7 @@ class Provisioned:
     """What ensure_topics found and did."""
 
     brokers: int
+    answering: int
     replication: Replication
     created: list[str]
     drift: list[str]
@@ -104,8 +106,8 @@ def ensure_topics(admin: AdminClient | None = None) -> Provisioned:
     admin = admin or admin_client()
     metadata = admin.list_topics(timeout=TIMEOUT_SECONDS)
     existing = metadata.topics
-    # The brokers that answer now: the cluster's size, unless one of them is down.
-    brokers = len(metadata.brokers)
+    # The cluster's size: the brokers that answer, and those down that hold replicas.
+    brokers = len(set(metadata.brokers) | replica_holders(metadata))
     replication = configured_replication(brokers)
     specs = wanted_topics(replication)
     missing = [s for s in specs if s.name not in existing]
@@ -126,7 +128,12 @@ def ensure_topics(admin: AdminClient | None = None) -> Provisioned:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):  # another process created it meanwhile
                     raise
     drift = topic_drift(admin, [s for s in specs if s.name in existing], existing)
-    return Provisioned(brokers, replication, created, drift)
+    return Provisioned(brokers, len(metadata.brokers), replication, created, drift)
+
+
+def replica_holders(metadata: Any) -> set[int]:
+    """Return the ids of the brokers that hold a replica of some partition (of any topic, Kafka's own too)."""
+    return {broker for topic in metadata.topics.values() for p in topic.partitions.values() for broker in p.replicas}
 
 
 def topic_drift(admin: AdminClient, specs: list[TopicSpec], metadata: dict) -> list[str]:

@@ -194,6 +194,10 @@ async def test_partition_leader_killed_mid_burst(cluster: Cluster, cluster_stack
     moved = await asyncio.to_thread(wait_leaders_moved, cluster, TOPIC, victim, led)
     throttle.allow(burst.total, rate=FULL_RATE)
     acked_while_leaderless = burst.sent() - acked_at_kill
+    # With a node down the cluster still has three brokers: nothing drifted.
+    topics = await asyncio.to_thread(cluster_stack.manage, "kafka_topics")
+    assert "3 broker(s) (1 not answering): replication factor 3, min.insync.replicas 2" in topics, topics
+    assert "all topics present and as configured" in topics, topics
     # Back while the burst goes on: it catches up from the others and rejoins every ISR.
     restarted = time.monotonic()
     await asyncio.gather(sending, asyncio.to_thread(cluster.start, victim))

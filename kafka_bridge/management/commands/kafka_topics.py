@@ -18,9 +18,10 @@ class Command(BaseCommand):
         except Exception as exc:
             raise CommandError(f"Could not manage topics: {exc}") from exc
         replication = result.replication
+        down = result.brokers - result.answering
         self.stdout.write(
-            f"{result.brokers} broker(s): replication factor {replication.factor}, "
-            f"min.insync.replicas {replication.min_insync}"
+            f"{result.brokers} broker(s){f' ({down} not answering)' if down else ''}: "
+            f"replication factor {replication.factor}, min.insync.replicas {replication.min_insync}"
         )
         for name in result.created:
             self.stdout.write(self.style.SUCCESS(f"created {name}"))
