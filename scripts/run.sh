@@ -15,6 +15,10 @@
 #                 users, ACLs; scripts/kafka/security.sh) and connect as its
 #                 service user; ignored when KAFKA_BOOTSTRAP_SERVERS is set.
 #   REDIS_PASSWORD=...        start Redis with that password (and put it in REDIS_URL).
+#   KAFKA_BROKERS=3
+#                 a cluster of three Kafka nodes (scripts/kafka.sh: 127.0.0.1
+#                 9092, 9192, 9292, data in .run/kafka-cluster) instead of one;
+#                 ignored when KAFKA_BOOTSTRAP_SERVERS is set.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -72,7 +76,7 @@ if [[ -z ${REDIS_URL:-} ]]; then
   export REDIS_URL
 fi
 if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then
-  scripts/kafka.sh start
+  scripts/kafka.sh start # one node, or KAFKA_BROKERS of them
   started+=(kafka)
   # Its address and, when secured, the service's user, password and CA (NAME=value lines).
   client_env=$(scripts/kafka.sh client-env)

@@ -25,7 +25,7 @@ from django.conf import settings
 
 from ..produce.clients import admin_client
 from .dead_letters import READER_GROUP_PREFIX, REPLAY_GROUP
-from .provisioning import wanted_topics
+from .provisioning import wanted_topic_names
 
 TIMEOUT_SECONDS = 15.0
 # Consume and produce (both imply describe), and what kafka_topics does: create a missing
@@ -63,7 +63,7 @@ class Resource:
 
 def service_resources(group_base: str | None = None) -> list[Resource]:
     """Return the topics and consumer groups the service uses (group names from `group_base` on)."""
-    topics = [Resource(ResourceType.TOPIC, spec.name) for spec in wanted_topics()]
+    topics = [Resource(ResourceType.TOPIC, name) for name in wanted_topic_names()]
     groups = [
         Resource(ResourceType.GROUP, group_base or settings.KAFKA_CONSUMER_GROUP, prefixed=True),
         Resource(ResourceType.GROUP, REPLAY_GROUP),

@@ -49,10 +49,12 @@ def base_config() -> dict[str, Any]:
 
 
 def producer_config() -> dict[str, Any]:
-    """Return the producer settings: idempotent, so retries never duplicate or reorder."""
+    """Return the producer settings: acknowledged by the in-sync replicas, idempotent (no duplicates, in order)."""
     return {
         **base_config(),
-        "enable.idempotence": True,  # implies acks=all and ordered retries
+        # A record counts as sent once min.insync.replicas brokers hold it, not only the leader.
+        "acks": "all",
+        "enable.idempotence": True,  # needs acks=all; retries in order, never twice
         "linger.ms": 2,
         "compression.type": "lz4",
         # Give up on a record after this long; the outbox keeps it and retries.
@@ -83,7 +85,10 @@ def consumer_config(group_id: str | None = None) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
-        "session.timeout.ms": 6_000,  # the broker's minimum: a dead bridge's partitions move on soonest
+        # A dead bridge's partitions move on after this long. It must outlast a dead broker's
+        # fencing (3 s on the project's cluster, 6-7 s when it was the active controller too):
+        # until then a commit waits for the dead replica, and heartbeats wait behind the commit.
+        "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
     }
 

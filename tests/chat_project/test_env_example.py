@@ -11,8 +11,9 @@ from tests.support.settings_env import settings_variables
 from tests.support.stack import ROOT
 
 ENV_EXAMPLE = ROOT / ".env.example"
-# Read by scripts/run.sh (and the scripts it runs, BACKUP_DIR by scripts/backup.sh), not by the settings.
-MAKE_RUN_VARIABLES = {"HOST", "PORT", "DB", "KAFKA_SECURITY", "REDIS_PASSWORD", "BACKUP_DIR"}
+# Read by scripts/run.sh and the scripts it runs (KAFKA_BROKERS by scripts/kafka.sh,
+# BACKUP_DIR by scripts/backup.sh), not by the settings.
+MAKE_RUN_VARIABLES = {"HOST", "PORT", "DB", "KAFKA_SECURITY", "KAFKA_BROKERS", "REDIS_PASSWORD", "BACKUP_DIR"}
 
 
 def listed_variables() -> dict[str, bool]:

@@ -43,7 +43,9 @@ async def test_a_consumer_that_delivers_nothing_while_records_arrive_is_replaced
     settings.KAFKA_STUCK_CONSUMER_SECONDS = 1.0
     name = f"stuck-test-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
-    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(timeout=30)
+    # One replica, writable on a three-node cluster too (whose brokers default to min.insync.replicas 2).
+    single = NewTopic(name, num_partitions=1, replication_factor=1, config={"min.insync.replicas": "1"})
+    admin.create_topics([single])[name].result(timeout=30)
     topic = Topic(name, TypingEvent, lambda p: p.conversation_id, 60_000)
     handled: list[int] = []
 
