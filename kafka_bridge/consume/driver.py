@@ -9,16 +9,29 @@ retries with exponential backoff, the dead-letter topic `<topic>.DLT` for a
 record that cannot be decoded, that its handler finds it can never process
 (`Unprocessable`) or that still fails after its retries; then a manual
 commit of the offsets of what was finished. Either way the loop goes on.
-Stopping finishes the record in hand, commits what was finished and closes
-the consumer.
+Stopping finishes the record in hand, commits what was finished, leaves
+the group and closes the consumer.
+
+Each loop's consumer is a static member of its group (`group.instance.id`,
+KIP-345), under an id of its own per loop and process. A consumer whose
+session ran out while the broker was away (a restart, an outage) rejoins
+as the same member at once: a dynamic one would wait, in a rebalance, for
+the broker to time out the member it was before (`session.timeout.ms`
+after the group is loaded), and live delivery with it. A replacement for a
+stuck consumer takes over its partitions at once. A static member does
+not leave on close, so stopping leaves first (`_leave`): its partitions go
+to the other bridges at once, not a session later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic
@@ -43,6 +56,8 @@ logger = logging.getLogger(LOGGER_NAME)
 
 POLL_TIMEOUT_SECONDS = 0.5
 POLL_BATCH = 200
+# How long stopping waits for the group to take the partitions back before closing.
+LEAVE_SECONDS = 2.0
 
 
 def _close_in_background(consumer: Consumer) -> None:
@@ -83,6 +98,8 @@ class LoopDriver(Generic[P]):
         self.readiness = ReadinessWatch(clock)
         # The loop's current Kafka consumer (replaced when stuck; see StuckWatch).
         self.consumer: Consumer | None = None
+        # Its static member id, kept by a replacement; unique to this process.
+        self.instance_id = f"{client_id(self.name)}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         # One thread owns the consumer: librdkafka calls must not run on the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{topic.name}")
         decode = Decode(topic.payload)
@@ -124,6 +141,7 @@ class LoopDriver(Generic[P]):
             lag.forget()
             # The commits on the way were sent without waiting; the last one waits for the broker.
             await self._commit.join(consumer)
+            await self._call(self._leave, consumer)
             await self._call(consumer.close)
             self._executor.shutdown(wait=False)
             logger.info("Stopped consuming %s as group %s (%s)", self.topic.name, self.group_id, self.counts.stats)
@@ -139,6 +157,7 @@ class LoopDriver(Generic[P]):
             {
                 **config,
                 "client.id": client_id(self.name),
+                "group.instance.id": self.instance_id,
                 "error_cb": self._log_error,
                 "on_commit": self._commit.on_commit,
                 "statistics.interval.ms": metrics.STATISTICS_INTERVAL_MS,
@@ -168,6 +187,21 @@ class LoopDriver(Generic[P]):
         if not first:
             return first
         return first + consumer.consume(POLL_BATCH - 1, 0)
+
+    @staticmethod
+    def _leave(consumer: Consumer) -> None:
+        """Leave the group: a static member that only closes keeps its partitions until its session ends.
+
+        What is polled meanwhile is not handled (nor committed): the next owner gets it.
+        """
+        try:
+            consumer.unsubscribe()
+            deadline = time.monotonic() + LEAVE_SECONDS
+            # The revocation runs inside a poll; the group hears of the leave once it has.
+            while consumer.assignment() and time.monotonic() < deadline:
+                consumer.consume(1, 0.05)
+        except Exception as exc:  # closing goes on; the partitions move after the session
+            logger.warning("Leaving the group failed: %s", exc)
 
     def _log_error(self, error: KafkaError) -> None:
         logger.warning("Kafka consumer error on %s: %s", self.topic.name, error, extra={"topic": self.topic.name})
