@@ -276,6 +276,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 conversation_id=checks.check_conversation_id(frame.get("conversationId")),
                 delivered=checks.check_up_to_seq(frame.get("upToSeq"), minimum=1),
             )
+            # Its client holds these: copies on their way are repeats (repeats.py).
+            self.sent.confirmed(str(confirmation.conversation_id), confirmation.delivered)
             request = self._confirm(confirmation, request_id)
         await self._under_way(request, confirmation=True)
 

@@ -12,6 +12,13 @@ message of a conversation for good (PROTOCOL.md §2), so nothing else is
 ever held back; and forgetting old ranges, to bound memory, can only let a
 repeat through. `sync` answers in full whatever the socket got, and its
 messages count as sent too.
+
+A sender's own messages come in its acks, between others' that may still
+be on their way (in a broker outage, until redelivery brings them): each
+is a range of its own until the gaps fill. The client's confirmation
+(`message.received` up to N: it holds every message up to N) joins them,
+up to the highest seq the socket was sent, so that a confirmation past
+what was sent (clamped by the server) holds nothing back that never came.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-# Ranges kept per conversation; past it the lowest go (a socket that skips around a conversation's history).
-MAX_RANGES = 64
+# Ranges kept per conversation; past it the lowest go. A sender at the send rate limit (10 a second)
+# makes fewer between two redelivery rounds of a broker outage, and its confirmations join them.
+MAX_RANGES = 256
 
 
 def seq_key(frame: dict[str, Any]) -> tuple[str, int] | None:
@@ -59,6 +67,17 @@ class SentSeqs:
             if len(ranges) > MAX_RANGES:
                 del ranges[0]
         return True
+
+    def confirmed(self, conversation_id: str, up_to_seq: int) -> None:
+        """The client holds every message up to this seq: count them as sent, up to the highest it was sent."""
+        ranges = self._ranges.get(conversation_id)
+        if not ranges:
+            return
+        top = min(up_to_seq, ranges[-1][1])
+        # The ranges that start at or below top + 1 join the run 1..top.
+        at = bisect.bisect_right(ranges, top + 1, key=lambda r: r[0])
+        high = max(top, ranges[at - 1][1]) if at else top
+        ranges[:at] = [[1, high]]
 
     def ranges(self, conversation_id: str) -> list[tuple[int, int]]:
         """Return the ranges of seqs sent of one conversation (for tests and debugging)."""

@@ -105,3 +105,20 @@ async def test_pushes_from_a_bridge_without_keys_all_go(sockets):
     await registry.deliver([[["1"], text, "laptop"]])
     await registry.deliver([[["1"], text, "laptop"]])
     assert phone.texts == [text, text]
+
+
+def test_a_confirmation_joins_the_ranges_below_it_up_to_the_highest_seq_sent():
+    sent = SentSeqs()
+    for seq in (5, 9, *range(12, 21)):  # a sender's own acked messages, and others' that came live
+        sent.first(C, seq)
+    sent.confirmed(C, 10)
+    assert sent.ranges(C) == [(1, 10), (12, 20)]
+    assert sent.first(C, 7) is False  # held, by the client's word: a late copy is a repeat
+    sent.confirmed(C, 11)
+    assert sent.ranges(C) == [(1, 20)]
+    # A confirmation past what the socket was sent (the server clamps it) holds nothing back that never came.
+    sent.confirmed(C, 1_000)
+    assert sent.ranges(C) == [(1, 20)] and sent.first(C, 21) is True
+    # Nor does one for a conversation the socket was sent nothing of.
+    sent.confirmed(D, 50)
+    assert sent.ranges(D) == [] and sent.first(D, 3) is True
