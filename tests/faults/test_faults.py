@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import time
@@ -103,7 +104,14 @@ def repeat_causes(burst: Burst, bridge: Proc, base: str) -> dict[str, object]:
 def first_answer(timeout: float = 180) -> float:
     """Wait for the broker to answer a metadata request; return when it first did (time.monotonic())."""
     # Tries to connect every 0.1 s at most (librdkafka's default backs off up to 10 s).
-    admin = AdminClient({"bootstrap.servers": require_env("KAFKA_BOOTSTRAP_SERVERS"), "reconnect.backoff.max.ms": 100})
+    admin = AdminClient(
+        {
+            "bootstrap.servers": require_env("KAFKA_BOOTSTRAP_SERVERS"),
+            "reconnect.backoff.max.ms": 100,
+            # Its refused connections go to logging, not to the test's stderr.
+            "logger": logging.getLogger("tests.faults.probe"),
+        }
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
