@@ -391,5 +391,6 @@ LOGGING = {
 # always relays unless run with --no-relay.
 OUTBOX_RELAY_AUTOSTART = env_bool("OUTBOX_RELAY_AUTOSTART", True)
 # A record still in the outbox this long after its commit was not got out by its
-# own process (it died, or does not relay): any relay's sweep sends it then.
+# own process (it died, or does not relay): any relay's sweep sends it then,
+# unless its relay renewed its lease within as long (kafka_bridge/produce/lease.py).
 OUTBOX_SWEEP_AFTER_SECONDS = env_float("OUTBOX_SWEEP_AFTER_SECONDS", 5.0)

@@ -58,7 +58,8 @@ CONSUMER_LAG = Gauge(
 )
 CONSUMER_RESTARTS = Counter(
     "kafka_bridge_consumer_restarts",
-    "Kafka consumers a loop replaced because records waited in its partitions while it delivered none.",
+    "Kafka consumers a loop replaced: stuck (records waited in its partitions while it delivered none, or it did not "
+    "get back into its group), its group session lost while the broker was away, or failed for good.",
     ["loop", "topic"],
 )
 PRODUCER_ERRORS = Counter(
@@ -115,7 +116,7 @@ def record_dead_lettered(loop: str, topic: str, seconds: float) -> None:
 
 
 def record_consumer_restart(loop: str, topic: str) -> None:
-    """Count a stuck consumer that a loop replaced."""
+    """Count a consumer that a loop replaced (stuck, its session lost, or failed for good)."""
     CONSUMER_RESTARTS.labels(loop, topic).inc()
 
 

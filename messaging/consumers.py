@@ -3,7 +3,8 @@
 Parsing and error mapping happen here; every decision is made by the
 services and selectors this consumer calls. Frames for the user arrive from
 the bridge through this process's fan-out (realtime.py), which calls
-`send_text`.
+`send_text` unless the socket was sent that message already (`sent`,
+repeats.py): its acks and its syncs' messages count too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from . import changes, checks, pending, presence, ratelimit, redelivery, service
 from .metrics import SEND_ACK_SECONDS, WS_CONNECTIONS
 from .models import Message
 from .realtime import encode_frame, local_sockets
+from .repeats import SentSeqs
 from .sending import overloaded, send_queue, watermark_queue
 from .wire import message_wire
 
@@ -79,6 +81,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     user: Any
     typing_on: set[str]
+    # The messages this socket was sent (live, by sync, in acks): the fan-out sends it no repeats.
+    sent: SentSeqs
     in_flight: set[asyncio.Task[None]]
     confirming: set[asyncio.Task[None]]
     # Whether this socket is counted in chat_ws_connections.
@@ -102,6 +106,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.typing_on = set()
+        self.sent = SentSeqs()
         self.in_flight = set()
         self.confirming = set()
         await local_sockets().add(user.pk, self)
@@ -251,6 +256,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error(exc, request_id)
 
     async def _ack(self, message: Message, request_id: Any) -> None:
+        # The client holds its own message from the ack: a copy from the bridge or redelivery is a repeat.
+        self.sent.first(str(message.conversation_id), message.seq)
         await self.send_frame(
             {
                 "type": "message.ack",
@@ -269,6 +276,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 conversation_id=checks.check_conversation_id(frame.get("conversationId")),
                 delivered=checks.check_up_to_seq(frame.get("upToSeq"), minimum=1),
             )
+            # Its client holds these: copies on their way are repeats (repeats.py).
+            self.sent.confirmed(str(confirmation.conversation_id), confirmation.delivered)
             request = self._confirm(confirmation, request_id)
         await self._under_way(request, confirmation=True)
 
@@ -307,6 +316,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         messages, more, tails = await pending.messages_pending(self.user, limit)
         for message in messages:
             await self._wait_for_room()
+            # Sent whether or not the socket got it already: the client asked for it.
+            self.sent.first(message["conversationId"], message["seq"])
             await self.send_frame({"type": "message.new", "message": message})
         await self.send_frame(
             {"type": "sync.done", "requestId": request_id, "count": len(messages), "more": more, "conversations": tails}

@@ -18,6 +18,14 @@ SEND_ACK_SECONDS = Histogram(
     "Seconds from a message.send frame's arrival to its message.ack (stored and committed).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+REDELIVERED = Counter(
+    "chat_redelivered_messages",
+    "message.new frames sent again by redelivery to sockets whose delivered watermark stood still.",
+)
+REPEATS_HELD_BACK = Counter(
+    "chat_repeats_held_back",
+    "message.new frames not written to a socket that had been sent that message already.",
+)
 WS_CONNECTIONS = Gauge(
     "chat_ws_connections",
     "Open WebSocket connections (accepted, not yet closed).",

@@ -7,7 +7,8 @@ sends each frame, serialized once, to its own sockets of the frame's users.
 So a message to a group of N members costs one publish and one JSON
 encoding, not N of each (Zulip's Tornado shards and Centrifugo's nodes
 deliver the same way). The channel layer is a fast path, not a store: a
-frame that never reaches a socket comes again by redelivery or `sync`.
+frame that never reaches a socket comes again by redelivery or `sync`. A
+`message.new` a socket already got is not written to it again (repeats.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from channels.layers import get_channel_layer
 
 from core.batching import PerLoop
 
+from .metrics import REPEATS_HELD_BACK
+from .repeats import SentSeqs, seq_key
+
 logger = logging.getLogger(__name__)
 
 # The channel-layer group of every web process's listening channel.
@@ -32,6 +36,8 @@ FANOUT_EVENT = "chat.fanout"
 RELISTEN_SECONDS = 1.0
 
 Push = tuple[Iterable[int | str], dict[str, Any], str | None]
+# The (conversation, seq) of a message.new frame, by which a socket's repeats are told.
+Key = tuple[str, int]
 
 
 def encode_frame(frame: dict[str, Any]) -> str:
@@ -51,13 +57,16 @@ async def push_frames(pushes: list[Push]) -> None:
         for user_ids, frame, exclude in pushes
     ]
     if batch:
-        await get_channel_layer().group_send(WEB_PROCESSES, {"type": FANOUT_EVENT, "pushes": batch})
+        # The keys travel beside the pushes, whose shape web processes of the previous release unpack.
+        keys = [seq_key(frame) for _users, frame, _exclude in pushes]
+        await get_channel_layer().group_send(WEB_PROCESSES, {"type": FANOUT_EVENT, "pushes": batch, "keys": keys})
 
 
 class Socket(Protocol):
-    """What the fan-out needs of a socket: its channel name and a way to send it text."""
+    """What the fan-out needs of a socket: its channel name, what it was sent, and a way to send it text."""
 
     channel_name: str
+    sent: SentSeqs
 
     async def send_text(self, text: str) -> None: ...
 
@@ -89,22 +98,31 @@ class LocalSockets:
         """Return the users with an open socket in this process."""
         return list(self.by_user)
 
-    async def send(self, user_id: int | str, text: str, exclude: str | None = None) -> None:
-        """Send a serialized frame to this process's sockets of one user."""
+    async def send(self, user_id: int | str, text: str, exclude: str | None = None, key: Key | None = None) -> int:
+        """Send a serialized frame to this process's sockets of one user; with a key, only to those without it.
+
+        Return to how many sockets it went.
+        """
+        sent = 0
         for channel_name, socket in list(self.by_user.get(str(user_id), {}).items()):
             if channel_name == exclude:
                 continue
+            if key is not None and not socket.sent.first(*key):
+                REPEATS_HELD_BACK.inc()
+                continue
             try:
                 await socket.send_text(text)
+                sent += 1
             except Exception:  # closing as we send: it will get the frame by sync
                 logger.debug("Could not send to socket %s", channel_name, exc_info=True)
+        return sent
 
-    async def deliver(self, pushes: list[list[Any]]) -> None:
+    async def deliver(self, pushes: list[list[Any]], keys: list[Any] | None = None) -> None:
         """Send a published batch of frames to this process's sockets of their users, in order."""
-        for user_ids, text, exclude in pushes:
+        for (user_ids, text, exclude), key in zip(pushes, keys or [None] * len(pushes), strict=True):
             for user_id in user_ids:
                 if user_id in self.by_user:
-                    await self.send(user_id, text, exclude)
+                    await self.send(user_id, text, exclude, (key[0], key[1]) if key else None)
             # Let the server write each frame out before the next: a batch queued whole would
             # count as unsent bytes at once, and close readers that keep up (1013) as if they did not.
             await asyncio.sleep(0)
@@ -120,7 +138,7 @@ class LocalSockets:
         while True:
             try:
                 event = await layer.receive(channel)
-                await self.deliver(event["pushes"])
+                await self.deliver(event["pushes"], event.get("keys"))
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -5,9 +5,11 @@ their conversations hold messages of others above their delivered
 watermarks. A lag during which the watermark has not moved for
 CHAT_REDELIVER_AFTER_SECONDS (the client did not confirm those messages
 meanwhile) is sent again as `message.new` to that user's sockets in this
-process. A client that holds what it got confirms within that time, so it
-is sent no repeats. One query per round for the whole process, never one
-per socket.
+process, each socket getting only what it was not sent yet (repeats.py): a
+client that was sent a message but has not confirmed it (a gap before it
+holds its watermark back) gets only the gap. A client that holds what it
+got confirms within that time, so it is sent no repeats. One query per
+round for the whole process, never one per socket.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from core.batching import PerLoop
 from core.db import db
 
 from . import selectors
+from .metrics import REDELIVERED
 from .realtime import encode_frame, local_sockets
+from .repeats import seq_key
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +105,10 @@ class Redelivery:
                 logger.warning("A redelivery round failed; the next one tries again", exc_info=True)
 
     async def round(self, now: float) -> int:
-        """Look at every connected user's watermarks once and resend what is due; return how many frames."""
+        """Look at every connected user's watermarks once and resend what is due; return how many frames went out.
+
+        A socket is not sent what it got already (repeats.py): only what the live path dropped.
+        """
         user_ids = local_sockets().user_ids()
         lagging: list[Lag] = []
         for start in range(0, len(user_ids), CHUNK):
@@ -110,8 +117,9 @@ class Redelivery:
         for user_id, conversation_id, delivered_seq, up_to_seq in self.tracker.due(lagging, now):
             messages = await db(_missing)(user_id, conversation_id, delivered_seq, up_to_seq)
             for message in messages:
-                await local_sockets().send(user_id, encode_frame({"type": "message.new", "message": message}))
-            sent += len(messages)
+                frame = {"type": "message.new", "message": message}
+                sent += await local_sockets().send(user_id, encode_frame(frame), key=seq_key(frame))
+        REDELIVERED.inc(sent)
         return sent
 
 

@@ -9,21 +9,35 @@ retries with exponential backoff, the dead-letter topic `<topic>.DLT` for a
 record that cannot be decoded, that its handler finds it can never process
 (`Unprocessable`) or that still fails after its retries; then a manual
 commit of the offsets of what was finished. Either way the loop goes on.
-Stopping finishes the record in hand, commits what was finished and closes
-the consumer.
+Stopping finishes the record in hand, commits what was finished, leaves
+the group and closes the consumer.
+
+Each loop's consumer is a static member of its group (`group.instance.id`,
+KIP-345), under an id of its own per loop and process. A consumer whose
+session ran out while the broker was away (a restart, an outage) rejoins
+as the same member at once: a dynamic one would wait, in a rebalance, for
+the broker to time out the member it was before (`session.timeout.ms`
+after the group is loaded), and live delivery with it. A consumer whose
+session ran out is replaced by a new one under the same id (`_unusable`),
+which is what rejoins; so is one stuck. A static member does not leave on
+close, so stopping leaves first (`_leave`): its partitions go to the other
+bridges at once, not a session later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from django.conf import settings
 
 from .. import metrics
@@ -43,6 +57,8 @@ logger = logging.getLogger(LOGGER_NAME)
 
 POLL_TIMEOUT_SECONDS = 0.5
 POLL_BATCH = 200
+# How long stopping waits for the group to take the partitions back before closing.
+LEAVE_SECONDS = 2.0
 
 
 def _close_in_background(consumer: Consumer) -> None:
@@ -83,6 +99,10 @@ class LoopDriver(Generic[P]):
         self.readiness = ReadinessWatch(clock)
         # The loop's current Kafka consumer (replaced when stuck; see StuckWatch).
         self.consumer: Consumer | None = None
+        # Its static member id, kept by a replacement; unique to this process.
+        self.instance_id = f"{client_id(self.name)}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # Set by the rebalance callback when the consumer's session ran out.
+        self._session_lost = False
         # One thread owns the consumer: librdkafka calls must not run on the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{topic.name}")
         decode = Decode(topic.payload)
@@ -106,9 +126,13 @@ class LoopDriver(Generic[P]):
             while not stopping.is_set():
                 messages = await self._call(self._fetch, consumer)
                 self.readiness.polled()
-                if messages:
+                reason = self._unusable(messages)
+                if reason is None and messages:
                     watch.progressed()
-                elif reason := await self._call(watch.stuck, consumer):
+                elif reason is None:
+                    reason = await self._call(watch.stuck, consumer)
+                if reason is not None:
+                    # What it fetched is not handled: it comes again to the consumer that follows.
                     logger.warning(
                         "Consumer of %s %s; replacing it", self.topic.name, reason, extra={"topic": self.topic.name}
                     )
@@ -124,12 +148,31 @@ class LoopDriver(Generic[P]):
             lag.forget()
             # The commits on the way were sent without waiting; the last one waits for the broker.
             await self._commit.join(consumer)
+            await self._call(self._leave, consumer)
             await self._call(consumer.close)
             self._executor.shutdown(wait=False)
             logger.info("Stopped consuming %s as group %s (%s)", self.topic.name, self.group_id, self.counts.stats)
 
+    def _unusable(self, messages: list[Message]) -> str | None:
+        """Return why the consumer must be replaced at once, or None.
+
+        A consumer whose session ran out (a broker outage) still holds the
+        commits it sent before, and librdkafka sends them again under the
+        static id when the broker is back, before rejoining: the broker then
+        fences the consumer for good. A new one rejoins cleanly, and as the
+        same static member at once. One that failed for good is replaced too.
+        """
+        if self._session_lost:
+            return "lost its group session (the broker was away)"
+        for msg in messages:
+            error = msg.error()
+            if error is not None and error.fatal():
+                return f"failed for good ({error.str()})"
+        return None
+
     async def _subscribe(self, config: dict[str, Any], lag: metrics.LagFromStatistics, watch: StuckWatch) -> Consumer:
         group_state = watch.new_consumer()
+        self._session_lost = False
 
         def statistics(stats_json: str) -> None:
             lag(stats_json)
@@ -139,6 +182,7 @@ class LoopDriver(Generic[P]):
             {
                 **config,
                 "client.id": client_id(self.name),
+                "group.instance.id": self.instance_id,
                 "error_cb": self._log_error,
                 "on_commit": self._commit.on_commit,
                 "statistics.interval.ms": metrics.STATISTICS_INTERVAL_MS,
@@ -149,9 +193,9 @@ class LoopDriver(Generic[P]):
         await self._call(
             lambda: consumer.subscribe(
                 [self.topic.name],
-                on_assign=lambda _c, partitions: self.readiness.assigned(partitions),
+                on_assign=self._assigned,
                 on_revoke=lambda _c, partitions: self.readiness.revoked(partitions),
-                on_lost=lambda _c, partitions: self.readiness.revoked(partitions),
+                on_lost=self._lost,
             )
         )
         self.consumer = consumer
@@ -168,6 +212,35 @@ class LoopDriver(Generic[P]):
         if not first:
             return first
         return first + consumer.consume(POLL_BATCH - 1, 0)
+
+    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.readiness.assigned(partitions)
+        logger.info(
+            "Loop %s holds %s",
+            self.name,
+            ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "no partition",
+            extra={"topic": self.topic.name},
+        )
+
+    def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Its session ran out (a broker outage): the run loop replaces it (see _unusable).
+        self.readiness.revoked(partitions)
+        self._session_lost = True
+
+    @staticmethod
+    def _leave(consumer: Consumer) -> None:
+        """Leave the group: a static member that only closes keeps its partitions until its session ends.
+
+        What is polled meanwhile is not handled (nor committed): the next owner gets it.
+        """
+        try:
+            consumer.unsubscribe()
+            deadline = time.monotonic() + LEAVE_SECONDS
+            # The revocation runs inside a poll; the group hears of the leave once it has.
+            while consumer.assignment() and time.monotonic() < deadline:
+                consumer.consume(1, 0.05)
+        except Exception as exc:  # closing goes on; the partitions move after the session
+            logger.warning("Leaving the group failed: %s", exc)
 
     def _log_error(self, error: KafkaError) -> None:
         logger.warning("Kafka consumer error on %s: %s", self.topic.name, error, extra={"topic": self.topic.name})

@@ -24,10 +24,12 @@ def outbox_enqueue_many(*, topic: Topic, payloads: Sequence[Payload], headers: d
 def outbox_enqueue_each(*, topic: Topic, records: list[tuple[Payload, dict[str, str] | None]]) -> None:
     """Queue records with headers of their own in one insert, in order; must run inside the caller's transaction."""
     assert transaction.get_connection().in_atomic_block, "the outbox needs the caller's transaction"
-    rows = OutboxRecord.objects.bulk_create(
-        OutboxRecord(topic=topic.name, key=topic.key(p), value=p.encode(), headers=h or {}) for p, h in records
-    )
     # Imported here: the relay module pulls in the Kafka client, which models need not.
-    from .relay import publish_on_commit
+    from .relay import publish_on_commit, relay_owner
 
+    owner = relay_owner()
+    rows = OutboxRecord.objects.bulk_create(
+        OutboxRecord(topic=topic.name, key=topic.key(p), value=p.encode(), headers=h or {}, relay=owner)
+        for p, h in records
+    )
     publish_on_commit(rows)

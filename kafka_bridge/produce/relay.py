@@ -10,20 +10,22 @@ Every long-running process (web, bridge) starts one relay thread from its
 entry point; nothing else starts it, so a commit in a one-off command
 starts no thread. It serves
 the producer's delivery reports, deletes acknowledged records in batches,
-and twice a second sweeps the outbox for records older than
-OUTBOX_SWEEP_AFTER_SECONDS (left by a process that died, or by one that
-does not relay) under a deployment-wide lock, so that only one relay sweeps
-at a time.
+renews the relay's lease on the records its process commits (lease.py), and
+twice a second sweeps the outbox for records older than
+OUTBOX_SWEEP_AFTER_SECONDS that no running relay answers for (left by a
+process that died, or by one that does not relay) under a deployment-wide
+lock, so that only one relay sweeps at a time.
 
 Order. The key keeps one conversation in one partition, and a producer
 appends to a partition in the order it was given records. One conversation's
 commits are serialized by its row lock, so they reach `publish` in seq
 order, and a producer that never gives up on a record while its process
-lives (`message.timeout.ms` 0) keeps that order through broker outages. A
-record sent twice (its process died after the broker took it, or a sweep
-raced the committing process) arrives twice; consumers and clients drop
-repeats by id, and as every copy travels in order, the first copies still
-arrive in order.
+lives (`message.timeout.ms` 0) keeps that order through broker outages,
+and, as its lease keeps other relays' sweeps off its records, sends each
+once. A record sent twice (its process died after the broker took it, or
+stalled past its lease) arrives twice; consumers and clients drop repeats
+by id, and as every copy travels in order, the first copies still arrive in
+order.
 
 What the relay leaves to the sweep, and the sweep itself: sweep.py.
 """
@@ -34,6 +36,7 @@ import atexit
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from functools import partial
 
@@ -44,6 +47,7 @@ from core.logs import set_thread_role
 
 from ..models import OutboxRecord
 from .clients import relay_producer
+from .lease import lease_release
 from .sweep import SWEEP_INTERVAL_SECONDS, Outcome, RelaySweep
 
 logger = logging.getLogger(__name__)
@@ -130,6 +134,7 @@ class OutboxRelay(RelaySweep):
             assert producer is not None
             try:
                 producer.poll(POLL_SECONDS)  # delivery reports: fills self._acked
+                self._renew_lease()
                 now = time.monotonic()
                 if len(self._acked) >= DELETE_BATCH_SIZE or now - last_delete >= DELETE_INTERVAL_SECONDS:
                     self._delete_acked()
@@ -159,13 +164,20 @@ class OutboxRelay(RelaySweep):
             self._producer.flush(STOP_FLUSH_SECONDS)
         try:
             self._delete_acked()
+            # What the broker did not take goes with the sweep of other relays at once.
+            lease_release(self.id)
         except Exception:  # the records stay in the outbox and go again; never lost
-            logger.exception("Could not delete acknowledged outbox records on the way out")
+            logger.exception("Could not delete acknowledged outbox records or give up the lease on the way out")
         finally:
             close_old_connections()
 
 
 _relay = OutboxRelay()
+
+
+def relay_owner() -> uuid.UUID | None:
+    """Return the id of the relay that publishes this process's commits, None when none runs."""
+    return _relay.id if _relay.running else None
 
 
 def publish_on_commit(records: list[OutboxRecord]) -> None:

@@ -8,8 +8,10 @@ the producer's queue has drained; direct publishing resumes when none are
 left.
 
 The sweep sends records in id order: by one relay of the deployment at a
-time (`relay_lock`) for what is older than OUTBOX_SWEEP_AFTER_SECONDS, and
-by this relay alone for its own records while it is paused.
+time (`relay_lock`) for what is older than OUTBOX_SWEEP_AFTER_SECONDS and
+that no running relay answers for (its relay died, or none ran where it was
+committed; see lease.py), and by this relay alone for its own records while
+it is paused.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import enum
 import fcntl
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from functools import partial
@@ -27,10 +31,10 @@ from pathlib import Path
 from confluent_kafka import KafkaError, Message, Producer
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
 
 from ..metrics import producer_error
 from ..models import OutboxRecord
+from .lease import RENEW_SECONDS, claim, disown, lease_renew, orphans
 from .origin import OWN_HEADERS
 
 logger = logging.getLogger(__name__)
@@ -91,6 +95,9 @@ class RelaySweep:
     """Produces outbox records, keeps what the broker took for deletion, and sweeps what is left, in id order."""
 
     def __init__(self, producer_factory: Callable[[], Producer]) -> None:
+        # Names this relay in its lease and in the records it answers for.
+        self.id = uuid.uuid4()
+        self._lease_renewed_at: float | None = None
         self._producer_factory = producer_factory
         self._producer: Producer | None = None
         # Set to make the relay thread look at the outbox now.
@@ -110,11 +117,23 @@ class RelaySweep:
 
     def _leave_to_sweep(self, ids: Iterable[int]) -> None:
         # Memory stays bounded in an endless outage; what is not remembered here
-        # is still in the outbox and goes with the age-based sweep.
+        # is given up, and goes with the age-based sweep.
+        untracked = []
         for record_id in ids:
             if len(self._unsent) < MAX_UNSENT_TRACKED:
                 self._unsent.add(record_id)
+            else:
+                untracked.append(record_id)
+        if untracked:
+            disown(untracked)
         self._wake.set()
+
+    def _renew_lease(self) -> None:
+        """Renew this relay's lease when it is due (on the relay thread)."""
+        now = time.monotonic()
+        if self._lease_renewed_at is None or now - self._lease_renewed_at >= RENEW_SECONDS:
+            lease_renew(self.id)
+            self._lease_renewed_at = now
 
     def _produce(self, producer: Producer, record: OutboxRecord) -> None:
         producer.produce(
@@ -164,20 +183,22 @@ class RelaySweep:
 
         Paused: this process's own records that did not go directly, then
         direct publishing resumes. Otherwise: records older than
-        OUTBOX_SWEEP_AFTER_SECONDS, which their own process did not get out,
-        by one relay of the deployment at a time.
+        OUTBOX_SWEEP_AFTER_SECONDS that no running relay answers for, by one
+        relay of the deployment at a time, which takes them over first.
         """
         if self._paused:
             return self._sweep_own()
-        cutoff = timezone.now() - timedelta(seconds=settings.OUTBOX_SWEEP_AFTER_SECONDS)
-        left = OutboxRecord.objects.filter(created_at__lt=cutoff).order_by("id")
+        left = orphans(timedelta(seconds=settings.OUTBOX_SWEEP_AFTER_SECONDS))
         # Every relay looks twice a second; an empty outbox costs one query, not a lock round trip.
         if not left.exists():
             return Outcome.IDLE
         with relay_lock() as taken:
             if not taken:
                 return Outcome.BUSY
-            return self._send(list(left[:SWEEP_BATCH_SIZE]))
+            batch = list(left[:SWEEP_BATCH_SIZE])
+            # Before producing: another relay sweeping next must not send them too.
+            claim(self.id, batch)
+            return self._send(batch)
 
     def _sweep_own(self) -> Outcome:
         with self._mode_lock:
@@ -203,7 +224,12 @@ class RelaySweep:
                 with self._mode_lock:  # the rest goes after these, in the next sweep
                     self._leave_to_sweep(r.id for r in batch[index:])
                 break
-        producer.flush(SWEEP_FLUSH_SECONDS)
+        # In steps: the lease must not run out while the broker keeps the batch waiting.
+        deadline = time.monotonic() + SWEEP_FLUSH_SECONDS
+        while producer.flush(min(RENEW_SECONDS, max(deadline - time.monotonic(), 0.0))) and (
+            time.monotonic() < deadline
+        ):
+            self._renew_lease()
         if self._fatal is not None:
             raise FatalProducerError(self._fatal)
         delivered = set(self._acked)

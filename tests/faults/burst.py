@@ -14,6 +14,7 @@ outside any sync, within a bound the scenario states.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -27,6 +28,8 @@ from tests.support.client import User, Watermarks, conversation, register, ws_ur
 from tests.support.stack import Stack
 
 ACK_TIMEOUT = 60.0
+# How often a sender confirms what it holds (at most; after an ack).
+SENDER_CONFIRM_SECONDS = 0.5
 
 
 async def open_socket(user: User) -> Any:
@@ -74,19 +77,34 @@ class Throttle:
 class Sender:
     user: User
     conversations: list[str]
-    count: int
+    # How many to send; None: until `stopping` is set.
+    count: int | None
     acked: list[dict[str, Any]] = field(default_factory=list)
+    # When each message's ack arrived, by message id.
+    acked_at: dict[str, float] = field(default_factory=dict)
     reconnects: int = 0
     # Shared with the other senders of a scenario that paces its burst.
     throttle: Throttle | None = None
+    # Seconds between sends (a steady rate); 0: each as soon as the last is acked.
+    interval: float = 0.0
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Like a real client, it confirms what it holds: the others' messages it gets live and its own acked ones.
+    watermarks: Watermarks = field(default_factory=Watermarks)
+    held: set[str] = field(default_factory=set)
+    # message.new frames of messages it already held.
+    repeats: int = 0
+    confirmed_at: float = 0.0
 
     async def run(self) -> None:
         """Send `count` messages round-robin over the conversations, each acked once."""
         socket = await open_socket(self.user)
+        started = time.monotonic()
         i = 0
         if self.throttle is not None:
             await self.throttle.turn()
-        while i < self.count:
+        while i < self.count if self.count is not None else not self.stopping.is_set():
+            if self.interval:
+                await asyncio.sleep(max(0.0, started + i * self.interval - time.monotonic()))
             client_id = f"{self.user.id}-{i}"
             frame = {
                 "type": "message.send",
@@ -102,20 +120,41 @@ class Sender:
                 # The same clientMessageId again: stored once, whatever happened.
                 self.reconnects += 1
                 socket = await open_socket(self.user)
+                self.watermarks.confirmed.clear()
                 continue
             self.acked.append(ack["message"])
+            self.acked_at[ack["message"]["id"]] = time.monotonic()
             i += 1
-            if self.throttle is not None and i < self.count:
+            if self.throttle is not None and (self.count is None or i < self.count):
                 await self.throttle.turn()
+        with contextlib.suppress(ConnectionClosed):
+            await self._confirm(socket, at_once=True)
         await socket.close()
 
     async def _ack(self, socket: Any, client_id: str) -> dict[str, Any]:
         async with asyncio.timeout(ACK_TIMEOUT):
             while True:
                 frame = json.loads(await socket.recv())
+                if frame.get("type") == "message.new":
+                    self._holds(frame["message"])
                 if frame.get("requestId") == client_id:
                     assert frame["type"] == "message.ack", frame
+                    self._holds(frame["message"])
+                    await self._confirm(socket)
                     return frame
+
+    def _holds(self, message: dict[str, Any]) -> None:
+        if message["id"] in self.held:
+            self.repeats += 1
+        self.held.add(message["id"])
+        self.watermarks.add(message)
+
+    async def _confirm(self, socket: Any, *, at_once: bool = False) -> None:
+        if not at_once and time.monotonic() - self.confirmed_at < SENDER_CONFIRM_SECONDS:
+            return
+        self.confirmed_at = time.monotonic()
+        for move in self.watermarks.moves():
+            await socket.send(json.dumps(move))
 
 
 @dataclass
@@ -130,6 +169,12 @@ class Receiver:
     final_recovered: int = 0
     # What this client holds, confirmed by watermark as a client of version 1.2 does.
     watermarks: Watermarks = field(default_factory=Watermarks)
+    # When each message first arrived (live or by sync), and first arrived live, by id.
+    first_at: dict[str, float] = field(default_factory=dict)
+    first_live_at: dict[str, float] = field(default_factory=dict)
+    # Frames of messages this client already held: its repeats, live and in a sync's batches.
+    repeats_live: int = 0
+    repeats_sync: int = 0
 
     @property
     def ids(self) -> set[str]:
@@ -162,6 +207,7 @@ class Receiver:
                     except TimeoutError:
                         frame = None
                     if frame is not None and frame.get("type") == "message.new":
+                        self._arrived(frame["message"], live=True)
                         self.live.append(frame["message"])
                         self.live_at.append(time.monotonic())
                         self.watermarks.add(frame["message"])
@@ -175,6 +221,18 @@ class Receiver:
             finally:
                 self.close_codes.append(socket.close_code)
                 await socket.close()
+
+    def _arrived(self, message: dict[str, Any], *, live: bool) -> None:
+        now = time.monotonic()
+        if message["id"] in self.first_at:
+            if live:
+                self.repeats_live += 1
+            else:
+                self.repeats_sync += 1
+        else:
+            self.first_at[message["id"]] = now
+        if live:
+            self.first_live_at.setdefault(message["id"], now)
 
     async def _sync(self, socket: Any) -> None:
         # Frames that arrive during a sync are sync's: live order is judged outside of it.
@@ -190,6 +248,7 @@ class Receiver:
                     break
             self.synced.extend(batch)
             for message in batch:
+                self._arrived(message, live=False)
                 self.watermarks.add(message)
             await self._confirm(socket)
             if not frame["more"]:
@@ -217,7 +276,8 @@ class Burst:
 
     stack: Stack
     base: str
-    per_sender: int = 250
+    # Messages per sender; None: until stop_sending().
+    per_sender: int | None = 250
     senders: list[Sender] = field(default_factory=list)
     receivers: list[Receiver] = field(default_factory=list)
     conversation_ids: list[str] = field(default_factory=list)
@@ -230,13 +290,17 @@ class Burst:
     live_probe_took: float | None = None
 
     @classmethod
-    def prepare(cls, stack: Stack, base: str, senders: int = 4, per_sender: int = 250) -> Burst:
+    def prepare(
+        cls, stack: Stack, base: str, senders: int = 4, per_sender: int | None = 250, rate: float = 0.0
+    ) -> Burst:
+        """Register the users and conversations; `rate`: messages a second from all senders together (0: flat out)."""
         burst = cls(stack, base, per_sender)
         sender_users = [register(base, f"sender{i}") for i in range(senders)]
         receiver_users = [register(base, f"receiver{i}") for i in range(2)]
         members = sender_users + receiver_users
         burst.conversation_ids = [conversation(members[0], *members[1:], title=f"burst {n}")["id"] for n in range(3)]
-        burst.senders = [Sender(u, burst.conversation_ids, per_sender) for u in sender_users]
+        interval = senders / rate if rate else 0.0
+        burst.senders = [Sender(u, burst.conversation_ids, per_sender, interval=interval) for u in sender_users]
         burst.receivers = [Receiver(u) for u in receiver_users]
         return burst
 
@@ -249,7 +313,14 @@ class Burst:
 
     @property
     def total(self) -> int:
+        if self.per_sender is None:
+            return self.sent()
         return self.per_sender * len(self.senders)
+
+    def stop_sending(self) -> None:
+        """Let senders without a count finish their message in hand and stop."""
+        for sender in self.senders:
+            sender.stopping.set()
 
     def sent(self) -> int:
         return sum(len(s.acked) for s in self.senders)
@@ -328,6 +399,25 @@ class Burst:
                 )
             await asyncio.sleep(0.05)
         self.live_probe_took = time.monotonic() - started
+
+    def repeats(self) -> int:
+        """message.new frames of messages the client already held, over every receiver and sender."""
+        return sum(r.repeats_live + r.repeats_sync for r in self.receivers) + sum(s.repeats for s in self.senders)
+
+    def live_resumed_after(self, moment: float) -> float | None:
+        """Seconds from `moment` until every receiver got live a message acknowledged after it; None if one did not."""
+        acked_at = {i: t for s in self.senders for i, t in s.acked_at.items() if t >= moment}
+        firsts = [
+            min((r.first_live_at[i] for i in acked_at if i in r.first_live_at), default=None) for r in self.receivers
+        ]
+        if not acked_at or None in firsts:
+            return None
+        return round(max(t for t in firsts if t is not None) - moment, 1)
+
+    def worst_delay(self) -> float:
+        """The longest time from a message's ack to its first arrival at a receiver, in seconds."""
+        acked_at = {i: t for s in self.senders for i, t in s.acked_at.items()}
+        return round(max(r.first_at[i] - t for r in self.receivers for i, t in acked_at.items() if i in r.first_at), 1)
 
     def first_live_after(self, moment: float) -> float | None:
         """Seconds from `moment` until any receiver got a message live again; None if none did."""

@@ -1,10 +1,14 @@
 """The outbox relay with a stand-in producer: what it publishes, deletes, keeps and sends again."""
 
+from datetime import timedelta
+
 import pytest
 from confluent_kafka import KafkaError
 from django.db import transaction
+from django.utils import timezone
 
-from kafka_bridge.models import OutboxRecord
+from kafka_bridge.models import OutboxRecord, RelayLease
+from kafka_bridge.produce.lease import lease_release, lease_renew
 from kafka_bridge.produce.outbox import outbox_enqueue
 from kafka_bridge.produce.relay import OutboxRelay
 from kafka_bridge.produce.sweep import FatalProducerError, Outcome
@@ -176,3 +180,85 @@ def test_the_relay_replaces_a_producer_that_failed_for_good(running_relay):
     wait_until(lambda: not OutboxRecord.objects.exists(), 10, every=0.02)
     assert len(running_relay.made) == 2
     assert running_relay.made[1].produced == ["c0", "c1"]
+
+
+### Leases: whose records are whose ###
+
+
+class SilentProducer(FakeProducer):
+    """A producer whose broker is away: it takes records and never reports on them."""
+
+    def flush(self, timeout=None):
+        return len(self.pending)
+
+    def poll(self, timeout=None):
+        return 0
+
+
+@pytest.fixture
+def quick_flush(monkeypatch):
+    monkeypatch.setattr("kafka_bridge.produce.sweep.SWEEP_FLUSH_SECONDS", 0.2)
+
+
+def owned_by(relay_id):
+    OutboxRecord.objects.update(relay=relay_id)
+
+
+def test_records_of_a_relay_whose_lease_runs_are_its_own_however_old(db, sweep_at_once):
+    enqueue("c0", "c1")
+    owner = OutboxRelay()
+    lease_renew(owner.id)  # alive: its broker is away, and it holds the records in flight
+    owned_by(owner.id)
+    sweeper = OutboxRelay()
+    sweeper._producer = producer = FakeProducer()
+    assert sweeper.sweep() is Outcome.IDLE
+    assert producer.produced == [] and remaining() == ["c0", "c1"]
+    # The control: once its lease has run out (its process died), the sweep sends them.
+    RelayLease.objects.filter(id=owner.id).update(alive_until=timezone.now() - timedelta(seconds=1))
+    assert sweeper.sweep() is Outcome.SENT
+    assert producer.produced == ["c0", "c1"] and remaining() == []
+
+
+def test_a_relay_that_stops_gives_its_records_up_at_once(db, sweep_at_once):
+    enqueue("c0")
+    owner = OutboxRelay()
+    lease_renew(owner.id)
+    owned_by(owner.id)
+    lease_release(owner.id)
+    sweeper = OutboxRelay()
+    sweeper._producer = producer = FakeProducer()
+    assert sweeper.sweep() is Outcome.SENT and producer.produced == ["c0"]
+
+
+def test_a_sweep_takes_over_what_it_sends_so_that_no_other_sweep_sends_it_too(db, sweep_at_once, quick_flush):
+    enqueue("c0", "c1")  # committed where no relay runs
+    first = OutboxRelay()
+    first._producer = SilentProducer()
+    assert first.sweep() is Outcome.FAILED  # the broker is away: the records wait in its producer
+    assert set(OutboxRecord.objects.values_list("relay", flat=True)) == {first.id}
+    assert RelayLease.objects.filter(id=first.id).exists()  # renewed while it waited
+    second = OutboxRelay()
+    second._producer = producer = FakeProducer()
+    assert second.sweep() is Outcome.IDLE and producer.produced == []
+
+
+def test_records_past_what_a_paused_relay_remembers_are_given_up_to_any_sweep(db, monkeypatch):
+    monkeypatch.setattr("kafka_bridge.produce.sweep.MAX_UNSENT_TRACKED", 1)
+    enqueue("c0", "c1")
+    relay = OutboxRelay()
+    owned_by(relay.id)
+    first, second = OutboxRecord.objects.order_by("id")
+    relay._leave_to_sweep([first.id, second.id])
+    assert relay._unsent == {first.id}
+    assert dict(OutboxRecord.objects.values_list("id", "relay")) == {first.id: relay.id, second.id: None}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_names_its_process_s_relay_which_holds_a_lease_until_it_stops(running_relay):
+    with transaction.atomic():
+        outbox_enqueue(topic=TYPING_EVENTS, payload=TypingEvent("c0", "1", True, 0))
+        assert OutboxRecord.objects.get().relay == running_relay.id
+    wait_until(lambda: not OutboxRecord.objects.exists(), 10, every=0.02)
+    assert RelayLease.objects.get(id=running_relay.id).alive_until > timezone.now()
+    running_relay.stop()
+    assert not RelayLease.objects.filter(id=running_relay.id).exists()
