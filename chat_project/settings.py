@@ -337,7 +337,16 @@ BRIDGE_READY_POLL_SECONDS = env_float("BRIDGE_READY_POLL_SECONDS", 30.0)
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 KAFKA_CONSUMER_GROUP = env("KAFKA_CONSUMER_GROUP", "communication-service-group")
 KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 3)
-KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1)
+# Replicas of each topic, and how many of them must hold a record before the
+# broker acknowledges it (the producers ask for acks=all). 0, the default: from
+# the brokers the cluster reports when kafka_topics runs, min(3, brokers)
+# replicas and min(2, replicas) in sync (kafka_bridge/operate/provisioning.py).
+KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 0)
+KAFKA_MIN_INSYNC_REPLICAS = env_int("KAFKA_MIN_INSYNC_REPLICAS", 0)
+if KAFKA_REPLICATION_FACTOR < 0 or KAFKA_MIN_INSYNC_REPLICAS < 0:
+    raise ImproperlyConfigured(
+        "KAFKA_REPLICATION_FACTOR and KAFKA_MIN_INSYNC_REPLICAS take a number of replicas, or 0 to follow the cluster."
+    )
 # A loop whose Kafka consumer delivered nothing for this long while records
 # arrived in its partitions replaces it (kafka_bridge/consume/watchers.py).
 KAFKA_STUCK_CONSUMER_SECONDS = env_float("KAFKA_STUCK_CONSUMER_SECONDS", 10.0)

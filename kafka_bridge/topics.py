@@ -2,8 +2,8 @@
 
 Each app declares its own topics once, next to their payloads (its
 `events.py`), and registers them (`kafka_bridge.consume.registry`); producers and
-consumers import them from there. Partitions and replication factor are
-settings.
+consumers import them from there. Partitions are a setting; replication
+follows the cluster's size unless set (`operate/provisioning.py`).
 """
 
 from __future__ import annotations
@@ -41,10 +41,6 @@ class Topic(Generic[P]):
     @property
     def partitions(self) -> int:
         return settings.KAFKA_TOPIC_PARTITIONS
-
-    @property
-    def replication_factor(self) -> int:
-        return settings.KAFKA_REPLICATION_FACTOR
 
     def config(self) -> dict[str, str]:
         """Return the topic-level configuration kafka_topics enforces."""

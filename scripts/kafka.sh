@@ -1,19 +1,38 @@
 #!/usr/bin/env bash
-# Local single-node Apache Kafka 4.x broker (KRaft: broker and controller in
-# one JVM), run from the genuine Maven Central jars; no Docker needed.
+# Local Apache Kafka 4.x in KRaft mode, run from the genuine Maven Central
+# jars; no Docker needed. Each node is broker and controller in one JVM. One
+# node by default; KAFKA_BROKERS=3 starts a cluster of three such nodes that
+# elect their active controller among themselves (a dynamic quorum, all three
+# voters from the start), every partition on 3 of them, a write needing 2.
 #
-#   scripts/kafka.sh start|stop|kill|status
+#   scripts/kafka.sh start|stop|kill|status [N]
+#       every node, or node N only (1..KAFKA_BROKERS): `kill 2` is SIGKILL for
+#       node 2 alone, `start 2` brings it back; `stop` is a controlled shutdown
+#   scripts/kafka.sh bootstrap
+#       prints the client addresses of every node (for KAFKA_BOOTSTRAP_SERVERS)
 #   scripts/kafka.sh topics-cli <tool class> [args...]
 #     e.g. topics-cli org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #          topics-cli org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server 127.0.0.1:9092 --describe --all-groups
 #
+# Node N listens for clients on 127.0.0.1:KAFKA_PORT+100*(N-1) and for the
+# other controllers on 127.0.0.1:KAFKA_CONTROLLER_PORT+100*(N-1): by default
+# 9092, 9192, 9292 and 9093, 9193, 9293.
+#
+# Each layout keeps its own data directory (.run/kafka for one node,
+# .run/kafka-cluster for a cluster), so one checkout switches between them and
+# keeps the topics of each; a data directory formatted for another layout is
+# refused with a message saying what to do.
+#
 # Environment (defaults):
+#   KAFKA_BROKERS          1      nodes (1 to 9); 3 for a cluster
 #   KAFKA_VERSION          4.1.1
 #   KAFKA_CACHE_DIR        $HOME/.cache/chat-backend/kafka-$KAFKA_VERSION  (jars, fetched once)
-#   KAFKA_PORT             9092   client listener on 127.0.0.1
-#   KAFKA_CONTROLLER_PORT  9093   KRaft controller listener on 127.0.0.1
-#   KAFKA_DATA_DIR         <repo>/.run/kafka  (config, data/, logs/, kafka.pid)
-#   KAFKA_HEAP             512m
+#   KAFKA_PORT             9092   client listener of node 1 on 127.0.0.1
+#   KAFKA_CONTROLLER_PORT  9093   KRaft controller listener of node 1 on 127.0.0.1
+#   KAFKA_DATA_DIR         <repo>/.run/kafka, or <repo>/.run/kafka-cluster with more than one node.
+#                          One node keeps server.properties, data/, logs/ and kafka.pid in it;
+#                          a cluster keeps them in node1/, node2/... under it.
+#   KAFKA_HEAP             512m for one node, 384m for each node of a cluster
 #   PYTHON                 <repo>/.venv/bin/python  (needs confluent_kafka; used
 #                          for the readiness probe, which falls back to a Java
 #                          tool when that interpreter lacks confluent_kafka)
@@ -21,22 +40,36 @@ set -euo pipefail
 SERVICE=kafka
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+KAFKA_BROKERS=${KAFKA_BROKERS:-1}
+[[ $KAFKA_BROKERS =~ ^[1-9]$ ]] || die "KAFKA_BROKERS must be a number of nodes from 1 to 9, not '$KAFKA_BROKERS'"
+if ((KAFKA_BROKERS == 1)); then
+  default_data_dir=$ROOT_DIR/.run/kafka default_heap=512m
+else
+  default_data_dir=$ROOT_DIR/.run/kafka-cluster default_heap=384m
+fi
 KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}
 KAFKA_CACHE_DIR=$(abspath "${KAFKA_CACHE_DIR:-$HOME/.cache/chat-backend/kafka-$KAFKA_VERSION}")
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
-KAFKA_DATA_DIR=$(abspath "${KAFKA_DATA_DIR:-$ROOT_DIR/.run/kafka}")
-KAFKA_HEAP=${KAFKA_HEAP:-512m}
+KAFKA_DATA_DIR=$(abspath "${KAFKA_DATA_DIR:-$default_data_dir}")
+KAFKA_HEAP=${KAFKA_HEAP:-$default_heap}
 PYTHON=${PYTHON:-$ROOT_DIR/.venv/bin/python}
 
 LIB_DIR=$KAFKA_CACHE_DIR/lib
 POM=$SCRIPTS_DIR/kafka/pom.xml
-CONFIG=$KAFKA_DATA_DIR/server.properties
-PID_FILE=$KAFKA_DATA_DIR/kafka.pid
-LOG_DIR=$KAFKA_DATA_DIR/logs
-OUT_LOG=$LOG_DIR/kafka.out
-BOOTSTRAP=127.0.0.1:$KAFKA_PORT
 START_TIMEOUT=90
+# Every partition, the internal topics' too, has a replica on each node up to
+# three; a write is acknowledged once 2 of them hold it (1 on a single node).
+# The application's topics follow the same rule (manage.py kafka_topics).
+REPLICATION=$((KAFKA_BROKERS < 3 ? KAFKA_BROKERS : 3))
+MIN_INSYNC=$((REPLICATION < 2 ? 1 : 2))
+# What a data directory was formatted for (its `layout` file): another layout
+# cannot start on it.
+LAYOUT="nodes=$KAFKA_BROKERS"
+LAYOUT_FILE=$KAFKA_DATA_DIR/layout
+CLUSTER_ID_FILE=$KAFKA_DATA_DIR/cluster.id
+# The first quorum's voters, id@host:port:directory-id each, as formatted.
+CONTROLLERS_FILE=$KAFKA_DATA_DIR/controllers
 
 # --- jars --------------------------------------------------------------------
 
@@ -90,20 +123,68 @@ run_java() {
     -cp "$LIB_DIR/*" "$@"
 }
 
-# --- broker ------------------------------------------------------------------
+# --- nodes -------------------------------------------------------------------
 
-# Our broker is the java process started with this data dir's config; the pid
-# file is only the fast path to it.
-broker_pid() {
-  local pid
-  pid=$(read_pid "$PID_FILE")
-  if pid_matches "$pid" "kafka.Kafka $CONFIG"; then echo "$pid"; else find_pid "kafka.Kafka $CONFIG"; fi
+NODES=$(seq 1 "$KAFKA_BROKERS")
+client_port() { echo $((KAFKA_PORT + 100 * ($1 - 1))); }
+controller_port() { echo $((KAFKA_CONTROLLER_PORT + 100 * ($1 - 1))); }
+# One node lives in the data dir itself (as it always has), a cluster's nodes in node1/, node2/...
+node_dir() { if ((KAFKA_BROKERS == 1)); then echo "$KAFKA_DATA_DIR"; else echo "$KAFKA_DATA_DIR/node$1"; fi; }
+node_config() { echo "$(node_dir "$1")/server.properties"; }
+node_name() { if ((KAFKA_BROKERS == 1)); then echo broker; else echo "node $1"; fi; }
+joined() { local IFS=,; echo "$*"; }
+addresses() {
+  local n list=()
+  for n in $NODES; do list+=("127.0.0.1:$("$1" "$n")"); done
+  joined "${list[@]}"
 }
 
-# One metadata round trip through the AdminClient: the broker is "ready" when
-# it answers clients, not when its port is merely open.
+# The nodes a command acts on: node N when given, else all of them.
+TARGETS=$NODES
+select_node() {
+  [[ -z ${1:-} ]] && return 0
+  [[ $1 =~ ^[1-9]$ ]] && (($1 <= KAFKA_BROKERS)) || die "no node '$1': nodes are 1 to $KAFKA_BROKERS (KAFKA_BROKERS)"
+  TARGETS=$1
+}
+
+# A node is the java process started with its config; the pid file is only
+# the fast path to it.
+node_pid() {
+  local config pid
+  config=$(node_config "$1")
+  pid=$(read_pid "$(node_dir "$1")/kafka.pid")
+  if pid_matches "$pid" "kafka.Kafka $config"; then echo "$pid"; else find_pid "kafka.Kafka $config"; fi
+}
+
+# The config of a Kafka node of this machine that listens on PORT, if any, to
+# say which one holds a port we need.
+kafka_on_port() {
+  local f args config
+  for f in /proc/[0-9]*/cmdline; do
+    args=$(tr '\0' '\n' <"$f" 2>/dev/null) || continue
+    [[ $args == *$'\nkafka.Kafka\n'* ]] || continue
+    config=${args##*$'\n'}
+    if grep -qE "^listeners=.*:$1(,|\$)" "$config" 2>/dev/null; then echo "$config"; return 0; fi
+  done
+  return 0
+}
+
+check_port_free() {
+  local other
+  port_open "$1" || return 0
+  other=$(kafka_on_port "$1")
+  [[ -n $other ]] && die "port $1 is in use by the Kafka node of $other: stop it first" \
+    "(scripts/kafka.sh stop, with the KAFKA_BROKERS, KAFKA_PORT and KAFKA_DATA_DIR it was started with)"
+  die "port $1 is already in use by another process"
+}
+
+# One metadata round trip through the AdminClient to node N: it is "ready"
+# when it answers clients and the cluster counts it among its live brokers,
+# not when its port is merely open.
 PROBE_WITH=""
 probe() {
+  local port
+  port=$(client_port "$1")
   if [[ -z $PROBE_WITH ]]; then
     PROBE_WITH=java
     "$PYTHON" -c 'import confluent_kafka' 2>/dev/null && PROBE_WITH=python
@@ -111,141 +192,272 @@ probe() {
   if [[ $PROBE_WITH == python ]]; then
     "$PYTHON" -c 'import sys
 from confluent_kafka.admin import AdminClient
-AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=2)' "$BOOTSTRAP" >/dev/null 2>&1
+metadata = AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=2)
+sys.exit(0 if int(sys.argv[2]) in metadata.brokers else 1)' "127.0.0.1:$port" "$1" >/dev/null 2>&1
   else
-    # Same question through Kafka's own AdminClient (slower: one JVM per try).
-    port_open "$KAFKA_PORT" &&
+    # Whether it answers, through Kafka's own AdminClient (slower: one JVM per try).
+    port_open "$port" &&
       timeout 20 java -Xmx128m -cp "$LIB_DIR/*" \
         -Dlog4j2.configurationFile="$SCRIPTS_DIR/kafka/tools-log4j2.properties" \
-        org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --list >/dev/null 2>&1
+        org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --list >/dev/null 2>&1
   fi
 }
 
-write_config() {
-  mkdir -p "$KAFKA_DATA_DIR/data" "$LOG_DIR"
-  cp "$SCRIPTS_DIR/kafka/log4j2.properties" "$KAFKA_DATA_DIR/log4j2.properties"
-  # Rewritten on every start so the ports follow the environment (a single
-  # node restarts fine on its existing data with other ports).
-  cat >"$CONFIG" <<EOF
+# --- config and storage --------------------------------------------------------
+
+# The config of one node: its id, its two ports and its directory are all that
+# differ between nodes; the quorum and replication lines are the cluster's.
+# Rewritten on every start so the client ports follow the environment (a node
+# restarts fine on its existing data with another client port).
+write_node_config() {
+  local id=$1 port=$2 controller=$3 dir=$4 quorum
+  quorum=$(addresses controller_port)
+  mkdir -p "$dir/data" "$dir/logs"
+  cp "$SCRIPTS_DIR/kafka/log4j2.properties" "$dir/log4j2.properties"
+  cat >"$dir/server.properties" <<EOF
 # Written by scripts/kafka.sh; edits are overwritten on the next start.
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+node.id=$id
+controller.quorum.bootstrap.servers=$quorum
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$KAFKA_DATA_DIR/data
-# Single node: internal topics cannot have more than one replica.
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+log.dirs=$dir/data
+# Internal topics on as many nodes as the application's (at most 3), a write
+# to them needing MIN_INSYNC; the same defaults for any other topic.
+offsets.topic.replication.factor=$REPLICATION
+transaction.state.log.replication.factor=$REPLICATION
+transaction.state.log.min.isr=$MIN_INSYNC
+share.coordinator.state.topic.replication.factor=$REPLICATION
+share.coordinator.state.topic.min.isr=$MIN_INSYNC
+default.replication.factor=$REPLICATION
+min.insync.replicas=$MIN_INSYNC
 # Consumers in tests should get partitions at once, not after 3 s.
 group.initial.rebalance.delay.ms=0
 # Topics are created explicitly by the application, never by a typo.
 auto.create.topics.enable=false
 EOF
-}
-
-# Format the storage once. The cluster id is kept in the data dir so that a
-# restart reuses the same, already formatted log dirs (and keeps the data).
-format_storage() {
-  [[ -f $KAFKA_DATA_DIR/data/meta.properties ]] && return 0
-  local id_file=$KAFKA_DATA_DIR/cluster.id
-  [[ -s $id_file ]] || run_java kafka.tools.StorageTool random-uuid >"$id_file"
-  log "formatting storage in $KAFKA_DATA_DIR/data (cluster id $(<"$id_file"))"
-  run_java kafka.tools.StorageTool format --standalone -t "$(<"$id_file")" \
-    -c "$CONFIG" --ignore-formatted >&2
-}
-
-start() {
-  local pid port
-  pid=$(broker_pid)
-  if [[ -z $pid ]]; then
-    rm -f "$PID_FILE" # stale or foreign pid: start anew
-    ensure_jars
-    for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-      port_open "$port" && die "port $port is already in use by another process"
-    done
-    write_config
-    format_storage
-    log "starting broker on $BOOTSTRAP (controller :$KAFKA_CONTROLLER_PORT, data $KAFKA_DATA_DIR)"
-    # setsid + nohup: own session, immune to the caller's hangup, so the
-    # broker outlives this script and the terminal or CI step that ran it.
-    setsid nohup java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC \
-      -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-      -Dlog4j2.configurationFile="$KAFKA_DATA_DIR/log4j2.properties" \
-      -Dkafka.logs.dir="$LOG_DIR" \
-      -cp "$LIB_DIR/*" kafka.Kafka "$CONFIG" \
-      </dev/null >>"$OUT_LOG" 2>&1 &
-    pid=$!
-    echo "$pid" >"$PID_FILE"
-  else
-    log "already running (pid $pid)"
-    mkdir -p "$KAFKA_DATA_DIR" && echo "$pid" >"$PID_FILE" # in case it was lost
+  if ((KAFKA_BROKERS > 1)); then
+    cat >>"$dir/server.properties" <<EOF
+# A node that stops heartbeating is fenced after 3 s (default 9 s), and its
+# partitions' leadership moves: a killed node costs a chat seconds, not ten.
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
+# A live follower that stops fetching leaves the ISR after 5 s (default 30 s),
+# so writes that wait for every in-sync replica do not wait for it long.
+replica.lag.time.max.ms=5000
+EOF
   fi
-  # Also when it was already running: it may still be starting up.
-  local rc=0
-  wait_for "$START_TIMEOUT" "$pid" probe || rc=$?
+}
+
+# A Kafka Uuid as `StorageTool random-uuid` prints one: 16 random bytes in
+# unpadded URL-safe base64, never beginning with '-' (it would read as an option).
+kafka_uuid() {
+  local id
+  while :; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    [[ $id == -* ]] || { echo "$id"; return 0; }
+  done
+}
+
+formatted() { [[ -f $(node_dir "$1")/data/meta.properties ]]; }
+
+# The data dir must hold this layout, or nothing yet. One node formatted before
+# the layout file existed counts as nodes=1.
+check_layout() {
+  local found=""
+  if [[ -f $LAYOUT_FILE ]]; then
+    found=$(<"$LAYOUT_FILE")
+  elif [[ -f $KAFKA_DATA_DIR/data/meta.properties ]]; then
+    found=nodes=1
+  fi
+  [[ -z $found || $found == "$LAYOUT" ]] && return 0
+  die "$KAFKA_DATA_DIR holds a Kafka formatted for $found, not $LAYOUT (KAFKA_BROKERS=$KAFKA_BROKERS)." \
+    "Each layout keeps its own data directory: leave KAFKA_DATA_DIR unset (.run/kafka for one node," \
+    ".run/kafka-cluster for more), point it at another directory, or remove this one to start afresh (its topics are lost)."
+}
+
+# A cluster's voters are formatted with their controller addresses: they can
+# only come back on the same ones.
+check_controller_ports() {
+  local n formatted wanted=()
+  [[ -s $CONTROLLERS_FILE ]] || return 0
+  formatted=$(sed -E 's/:[A-Za-z0-9_-]+(,|$)/\1/g' "$CONTROLLERS_FILE") # minus the directory ids
+  for n in $NODES; do wanted+=("$n@127.0.0.1:$(controller_port "$n")"); done
+  [[ $formatted == "$(joined "${wanted[@]}")" ]] ||
+    die "the cluster in $KAFKA_DATA_DIR was formatted with the controllers $formatted;" \
+      "start it with the KAFKA_CONTROLLER_PORT it had, or remove the directory to start afresh (its topics are lost)"
+}
+
+# Format the storage of every node once, all with the same cluster id (kept in
+# the data dir, so restarts reuse the formatted log dirs and keep the data).
+# One node is a quorum of its own (--standalone); a cluster's nodes are all
+# formatted with the same voters (--initial-controllers), each recognising its
+# own entry by node id and taking that entry's directory id.
+format_storage() {
+  local n pids=() missing=() failed=0 quorum
+  for n in $NODES; do formatted "$n" || missing+=("$n"); done
+  ((${#missing[@]})) || return 0
+  if ((${#missing[@]} < KAFKA_BROKERS)); then
+    die "node(s) ${missing[*]} of the cluster in $KAFKA_DATA_DIR have no data while the others do;" \
+      "remove the directory to start afresh (its topics are lost)"
+  fi
+  [[ -s $CLUSTER_ID_FILE ]] || kafka_uuid >"$CLUSTER_ID_FILE"
+  if ((KAFKA_BROKERS == 1)); then
+    quorum=(--standalone)
+  else
+    if [[ ! -s $CONTROLLERS_FILE ]]; then
+      local voters=()
+      for n in $NODES; do voters+=("$n@127.0.0.1:$(controller_port "$n"):$(kafka_uuid)"); done
+      joined "${voters[@]}" >"$CONTROLLERS_FILE"
+    fi
+    quorum=(--initial-controllers "$(<"$CONTROLLERS_FILE")")
+  fi
+  echo "$LAYOUT" >"$LAYOUT_FILE"
+  log "formatting storage in $KAFKA_DATA_DIR for $LAYOUT (cluster id $(<"$CLUSTER_ID_FILE"))"
+  for n in "${missing[@]}"; do
+    run_java kafka.tools.StorageTool format "${quorum[@]}" -t "$(<"$CLUSTER_ID_FILE")" \
+      -c "$(node_config "$n")" --ignore-formatted >"$(node_dir "$n")/logs/format.out" 2>&1 &
+    pids+=($!)
+  done
+  for n in "${!pids[@]}"; do
+    wait "${pids[$n]}" || { failed=1; show_log_tail "$(node_dir "${missing[$n]}")/logs/format.out"; }
+  done
+  ((failed == 0)) || die "formatting the storage in $KAFKA_DATA_DIR failed"
+}
+
+# --- commands ------------------------------------------------------------------
+
+launch_node() {
+  local n=$1 dir pid
+  dir=$(node_dir "$n")
+  log "starting $(node_name "$n") on 127.0.0.1:$(client_port "$n") (controller :$(controller_port "$n"), data $dir)"
+  # setsid + nohup: own session, immune to the caller's hangup, so the node
+  # outlives this script and the terminal or CI step that ran it.
+  setsid nohup java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+    -Dkafka.logs.dir="$dir/logs" \
+    -cp "$LIB_DIR/*" kafka.Kafka "$dir/server.properties" \
+    </dev/null >>"$dir/logs/kafka.out" 2>&1 &
+  pid=$!
+  echo "$pid" >"$dir/kafka.pid"
+}
+
+wait_ready() {
+  local n=$1 pid dir rc=0
+  pid=$(node_pid "$n")
+  dir=$(node_dir "$n")
+  wait_for "$START_TIMEOUT" "${pid:--}" probe "$n" || rc=$?
   case $rc in
-    0) log "ready on $BOOTSTRAP (pid $pid)" ;;
-    2) show_log_tail "$OUT_LOG"; show_log_tail "$LOG_DIR/server.log"
-       rm -f "$PID_FILE"; die "broker process $pid died during startup" ;;
-    *) show_log_tail "$OUT_LOG"; show_log_tail "$LOG_DIR/server.log"
-       die "broker not ready after ${START_TIMEOUT}s (pid $pid left running; 'kafka.sh stop' to end it)" ;;
+    0) log "$(node_name "$n") ready on 127.0.0.1:$(client_port "$n") (pid $pid)" ;;
+    2) show_log_tail "$dir/logs/kafka.out"; show_log_tail "$dir/logs/server.log"
+       rm -f "$dir/kafka.pid"; die "$(node_name "$n") (pid $pid) died during startup" ;;
+    *) show_log_tail "$dir/logs/kafka.out"; show_log_tail "$dir/logs/server.log"
+       die "$(node_name "$n") not ready after ${START_TIMEOUT}s (pid $pid left running; 'kafka.sh stop' to end it)" ;;
   esac
 }
 
-stop() {
-  local pid
-  pid=$(broker_pid)
-  if [[ -n $pid ]]; then
-    log "stopping broker (pid $pid)"
-    # Controlled shutdown flushes and closes the logs cleanly; SIGKILL only
-    # if it hangs.
-    terminate_pid "$pid" 30
-  else
-    log "not running"
+start() {
+  local n pid starting=()
+  check_layout
+  check_controller_ports
+  for n in $TARGETS; do
+    pid=$(node_pid "$n")
+    if [[ -n $pid ]]; then
+      log "$(node_name "$n") already running (pid $pid)"
+      echo "$pid" >"$(node_dir "$n")/kafka.pid" # in case it was lost
+    else
+      starting+=("$n")
+    fi
+  done
+  if ((${#starting[@]})); then
+    ensure_jars
+    for n in "${starting[@]}"; do
+      check_port_free "$(client_port "$n")"
+      check_port_free "$(controller_port "$n")"
+    done
+    # Every node not running gets its config: formatting a new cluster needs all of them.
+    for n in $NODES; do
+      [[ -n $(node_pid "$n") ]] || write_node_config "$n" "$(client_port "$n")" "$(controller_port "$n")" "$(node_dir "$n")"
+    done
+    format_storage
+    for n in "${starting[@]}"; do
+      rm -f "$(node_dir "$n")/kafka.pid" # stale or foreign pid: start anew
+      launch_node "$n"
+    done
   fi
-  rm -f "$PID_FILE"
+  # Also those already running: they may still be starting up. The nodes of a
+  # new cluster start together, so waiting for each in turn costs no more.
+  for n in $TARGETS; do wait_ready "$n"; done
+  ((KAFKA_BROKERS == 1)) || [[ $TARGETS != "$NODES" ]] || log "cluster ready: $(addresses client_port)"
+}
+
+stop() {
+  local n pid pids=()
+  # All at once: each node's controlled shutdown moves its leaderships to
+  # the others while they still run.
+  for n in $TARGETS; do
+    pid=$(node_pid "$n")
+    if [[ -n $pid ]]; then
+      log "stopping $(node_name "$n") (pid $pid)"
+      # Controlled shutdown flushes and closes the logs cleanly; SIGKILL only if it hangs.
+      terminate_pid "$pid" 30 &
+      pids+=($!)
+    else
+      log "$(node_name "$n") not running"
+    fi
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || true; done
+  for n in $TARGETS; do rm -f "$(node_dir "$n")/kafka.pid"; done
 }
 
 kill_now() {
-  local pid
-  pid=$(broker_pid)
-  if [[ -n $pid ]]; then
-    log "killing broker (pid $pid) with SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    while pid_alive "$pid"; do sleep 0.1; done
-  else
-    log "not running"
-  fi
-  rm -f "$PID_FILE"
+  local n pid
+  for n in $TARGETS; do
+    pid=$(node_pid "$n")
+    if [[ -n $pid ]]; then
+      log "killing $(node_name "$n") (pid $pid) with SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      while pid_alive "$pid"; do sleep 0.1; done
+    else
+      log "$(node_name "$n") not running"
+    fi
+    rm -f "$(node_dir "$n")/kafka.pid"
+  done
 }
 
 status() {
-  local pid
-  pid=$(broker_pid)
-  if [[ -n $pid ]] && probe; then
-    log "running and answering on $BOOTSTRAP (pid $pid)"
-  else
-    log "not running${pid:+ (pid $pid alive but not answering)}"
-    return 1
-  fi
+  local n pid rc=0
+  for n in $TARGETS; do
+    pid=$(node_pid "$n")
+    if [[ -n $pid ]] && probe "$n"; then
+      log "$(node_name "$n") running and answering on 127.0.0.1:$(client_port "$n") (pid $pid)"
+    else
+      log "$(node_name "$n") not running${pid:+ (pid $pid alive but not answering)}"
+      rc=1
+    fi
+  done
+  return "$rc"
 }
 
 case ${1:-} in
-  start) start ;;
-  stop) stop ;;
-  kill) kill_now ;;
-  status) status ;;
+  start | stop | kill | status)
+    [[ $# -le 2 ]] || die "usage: $0 $1 [node]"
+    select_node "${2:-}"
+    case $1 in
+      start) start ;;
+      stop) stop ;;
+      kill) kill_now ;;
+      status) status ;;
+    esac ;;
+  bootstrap) addresses client_port ;;
   topics-cli)
     shift
     [[ $# -ge 1 ]] || die "usage: $0 topics-cli <main class> [args...]"
     ensure_jars
     run_java "$@" ;;
-  *) echo "usage: $0 {start|stop|kill|status|topics-cli <class> [args...]}" >&2; exit 2 ;;
+  *) echo "usage: $0 {start|stop|kill|status [node]|bootstrap|topics-cli <class> [args...]}" >&2; exit 2 ;;
 esac

@@ -11,6 +11,10 @@
 #   DB=postgres   also start the project's own PostgreSQL (scripts/postgres.sh,
 #                 127.0.0.1:55432, data in .run/postgres) and use it instead
 #                 of the SQLite file; ignored when DATABASE_URL is set.
+#   KAFKA_BROKERS=3
+#                 a cluster of three Kafka nodes (scripts/kafka.sh: 127.0.0.1
+#                 9092, 9192, 9292, data in .run/kafka-cluster) instead of one;
+#                 ignored when KAFKA_BOOTSTRAP_SERVERS is set.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -62,7 +66,12 @@ if [[ ${DB:-} == postgres && -z ${DATABASE_URL:-} ]]; then
   admin_hint="DATABASE_URL=$database_url $admin_hint" # not in .env: another terminal needs it too
 fi
 if [[ -z ${REDIS_URL:-} ]]; then scripts/redis.sh start; started+=(redis); fi
-if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then scripts/kafka.sh start; started+=(kafka); fi
+if [[ -z ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; then
+  scripts/kafka.sh start # one node, or KAFKA_BROKERS of them
+  started+=(kafka)
+  KAFKA_BOOTSTRAP_SERVERS=$(scripts/kafka.sh bootstrap)
+  export KAFKA_BOOTSTRAP_SERVERS
+fi
 
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null
@@ -126,6 +135,7 @@ cat <<EOT
     API docs   http://$HOST:$PORT/api/docs/ (Swagger UI)  http://$HOST:$PORT/api/redoc/
     Admin      http://$HOST:$PORT/admin/ (create a login: $admin_hint)
     Database   $database
+    Kafka      $KAFKA_BOOTSTRAP_SERVERS
     Try it     make demo   (two users chatting, step by step)
     Health     http://$HOST:$PORT/healthz  http://$HOST:$PORT/readyz
   Ctrl+C stops everything.

@@ -15,7 +15,7 @@ from ..consume.registry import loops, topics
 from ..models import outbox_depth
 from ..produce.clients import base_config
 from .dead_letters import REPLAY_GROUP
-from .provisioning import wanted_topics
+from .provisioning import topic_names
 from .report import DeadLetterCount, GroupReport, KafkaReport, PartitionLag, PartitionReport, TopicReport
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
@@ -76,7 +76,7 @@ def broker_report(
 
 def _read(admin: AdminClient, address: str, group_base: str | None, timeout: float) -> KafkaReport:
     metadata = admin.list_topics(timeout=timeout)
-    names = [spec.name for spec in wanted_topics()]
+    names = topic_names()
     present = [name for name in names if name in metadata.topics]
     partitions = {name: sorted(metadata.topics[name].partitions.values(), key=lambda p: p.id) for name in present}
     tps = [TopicPartition(name, p.id) for name in present for p in partitions[name]]

@@ -49,10 +49,12 @@ def base_config() -> dict[str, Any]:
 
 
 def producer_config() -> dict[str, Any]:
-    """Return the producer settings: idempotent, so retries never duplicate or reorder."""
+    """Return the producer settings: acknowledged by the in-sync replicas, idempotent (no duplicates, in order)."""
     return {
         **base_config(),
-        "enable.idempotence": True,  # implies acks=all and ordered retries
+        # A record counts as sent once min.insync.replicas brokers hold it, not only the leader.
+        "acks": "all",
+        "enable.idempotence": True,  # needs acks=all; retries in order, never twice
         "linger.ms": 2,
         "compression.type": "lz4",
         # Give up on a record after this long; the outbox keeps it and retries.

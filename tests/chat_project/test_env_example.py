@@ -11,8 +11,8 @@ from tests.support.settings_env import settings_variables
 from tests.support.stack import ROOT
 
 ENV_EXAMPLE = ROOT / ".env.example"
-# Read by scripts/run.sh, not by the settings.
-MAKE_RUN_VARIABLES = {"HOST", "PORT", "DB"}
+# Read by scripts/run.sh (KAFKA_BROKERS by the scripts/kafka.sh it runs), not by the settings.
+MAKE_RUN_VARIABLES = {"HOST", "PORT", "DB", "KAFKA_BROKERS"}
 
 
 def listed_variables() -> dict[str, bool]:

@@ -27,13 +27,17 @@ def admin() -> AdminClient:
 
 
 def test_topics_have_the_seeds_partitions_and_retention(stack, admin):
-    metadata = admin.list_topics(timeout=10).topics
+    cluster = admin.list_topics(timeout=10)
+    metadata = cluster.topics
+    # One broker (make test's default) or three (KAFKA_BROKERS=3): replicas follow.
+    replicas = min(3, len(cluster.brokers))
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in EXPECTED]
     configs = {r.name: f.result() for r, f in admin.describe_configs(resources).items()}
     for name, retention in EXPECTED.items():
         assert len(metadata[name].partitions) == 3
-        assert all(len(p.replicas) == 1 for p in metadata[name].partitions.values())
+        assert all(len(p.replicas) == replicas for p in metadata[name].partitions.values())
         assert configs[name]["retention.ms"].value == retention
+        assert configs[name]["min.insync.replicas"].value == str(min(2, replicas))
         assert f"{name}.DLT" in metadata
 
 

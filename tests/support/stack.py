@@ -73,8 +73,8 @@ def loop_group_suffixes() -> set[str]:
     return {spec.group_suffix for spec in loops().values()}
 
 
-def start_group_at_end(group: str) -> None:
-    """Set a new consumer group's offsets at the topics' current ends.
+def start_group_at_end(group: str, bootstrap: str | None = None) -> None:
+    """Set a new consumer group's offsets at the topics' current ends (on `bootstrap`, else the test broker).
 
     Stacks share one broker: a new stack's bridge must not replay the records
     earlier stacks produced (their user ids mean other users here). The admin
@@ -83,7 +83,7 @@ def start_group_at_end(group: str) -> None:
     """
     from kafka_bridge.consume.registry import topics
 
-    bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
+    bootstrap = bootstrap or require_env("KAFKA_BOOTSTRAP_SERVERS")
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}-probe"})
     try:
         offsets = []
@@ -111,9 +111,9 @@ def start_group_at_end(group: str) -> None:
             time.sleep(0.5)
 
 
-def group_lag(group: str, topic: str) -> int:
+def group_lag(group: str, topic: str, bootstrap: str | None = None) -> int:
     """Records of `topic` that `group` has not committed yet (a partition it never committed counts whole)."""
-    bootstrap = require_env("KAFKA_BOOTSTRAP_SERVERS")
+    bootstrap = bootstrap or require_env("KAFKA_BOOTSTRAP_SERVERS")
     admin = AdminClient({"bootstrap.servers": bootstrap})
     partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
@@ -127,7 +127,7 @@ def group_lag(group: str, topic: str) -> int:
     return lag
 
 
-def wait_group_caught_up(group: str, topic: str, timeout: float = 60.0) -> None:
+def wait_group_caught_up(group: str, topic: str, timeout: float = 60.0, bootstrap: str | None = None) -> None:
     """Wait until `group` has committed every record of `topic` produced so far (its lag is zero).
 
     The bridge commits a record only after handling it, so a zero lag means
@@ -135,7 +135,7 @@ def wait_group_caught_up(group: str, topic: str, timeout: float = 60.0) -> None:
     before it asserts that handling one changed nothing.
     """
     deadline = time.monotonic() + timeout
-    while (lag := group_lag(group, topic)) > 0:
+    while (lag := group_lag(group, topic, bootstrap)) > 0:
         if time.monotonic() > deadline:
             raise AssertionError(f"group {group} still {lag} record(s) behind on {topic} after {timeout}s")
         time.sleep(0.1)
@@ -192,17 +192,20 @@ class Stack:
 
     name: str
     database_url: str
+    # The Kafka its processes use: the test broker, or another (the cluster tests' three nodes).
+    bootstrap: str = field(default_factory=lambda: require_env("KAFKA_BOOTSTRAP_SERVERS"))
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
 
     @classmethod
-    def create(cls, name: str, **extra_env: str) -> Stack:
+    def create(cls, name: str, bootstrap: str | None = None, **extra_env: str) -> Stack:
         database_url = recreate_database(require_env("DATABASE_URL"), f"chat_{name}")
-        stack = cls(name=name, database_url=database_url, extra_env=extra_env)
+        bootstrap = bootstrap or require_env("KAFKA_BOOTSTRAP_SERVERS")
+        stack = cls(name=name, database_url=database_url, bootstrap=bootstrap, extra_env=extra_env)
         stack.manage("migrate", "--noinput")
         stack.manage("kafka_topics")
         for suffix in loop_group_suffixes():
-            start_group_at_end(stack.env()["KAFKA_CONSUMER_GROUP"] + suffix)
+            start_group_at_end(stack.env()["KAFKA_CONSUMER_GROUP"] + suffix, bootstrap)
         return stack
 
     def env(self) -> dict[str, str]:
@@ -211,7 +214,7 @@ class Stack:
             {
                 "DATABASE_URL": self.database_url,
                 "REDIS_URL": require_env("REDIS_URL"),
-                "KAFKA_BOOTSTRAP_SERVERS": require_env("KAFKA_BOOTSTRAP_SERVERS"),
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                 "DJANGO_SECRET_KEY": "integration-tests",
                 "DJANGO_DEBUG": "0",
                 "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -304,7 +307,8 @@ class Stack:
         from kafka_bridge.consume.registry import loops
 
         spec = loops()[loop]
-        wait_group_caught_up(self.env()["KAFKA_CONSUMER_GROUP"] + spec.group_suffix, spec.topic.name, timeout)
+        group = self.env()["KAFKA_CONSUMER_GROUP"] + spec.group_suffix
+        wait_group_caught_up(group, spec.topic.name, timeout, self.bootstrap)
 
     def query(self, sql: str, *params: object) -> list[tuple]:
         """Read the stack's database directly (to check what was stored)."""
