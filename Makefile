@@ -19,8 +19,10 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	DJANGO_SECRET_KEY=type-check $(VENV)/bin/mypy
 
+# ONLY=main: the suite alone; ONLY=scaleout: the scale-out run alone (benchmarks/scaleout.py).
+ONLY ?=
 bench: venv
-	scripts/bench.sh
+	ONLY="$(ONLY)" scripts/bench.sh
 
 # Two new users chatting through the server `make run` started (URL=... for another).
 URL ?= http://127.0.0.1:8000
