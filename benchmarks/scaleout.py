@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import redis
 import requests
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
@@ -143,20 +143,46 @@ def scaleout_services() -> Iterator[tuple[str, list[str]]]:
 ### What a point does and costs ###
 
 
-def topic_ends(bootstrap: str) -> dict[str, int]:
+def wait_for_leaders(bootstrap: str, timeout: float = 120.0) -> None:
+    """Wait until every partition of a new cluster's topics has a leader and all its replicas in sync."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=10).topics.values()
+        waiting = [
+            f"{topic.topic}/{p.id}"
+            for topic in topics
+            for p in topic.partitions.values()
+            if p.leader < 0 or len(p.isrs) < len(p.replicas)
+        ]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"partitions without a leader or in-sync replicas after {timeout:.0f} s: {waiting[:5]}")
+        time.sleep(0.5)
+
+
+def topic_ends(bootstrap: str, attempts: int = 20) -> dict[str, int]:
     """The sum of every partition's end offset, per topic: the records produced so far."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    metadata = admin.list_topics(timeout=10)
-    partitions = [
-        TopicPartition(name, p)
-        for name, topic in metadata.topics.items()
-        if not name.startswith("__")
-        for p in topic.partitions
-    ]
-    ends: dict[str, int] = {}
-    for tp, future in admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}).items():
-        ends[tp.topic] = ends.get(tp.topic, 0) + future.result(timeout=15).offset
-    return ends
+    for attempt in range(attempts):
+        try:
+            metadata = admin.list_topics(timeout=10)
+            partitions = [
+                TopicPartition(name, p)
+                for name, topic in metadata.topics.items()
+                if not name.startswith("__")
+                for p in topic.partitions
+            ]
+            ends: dict[str, int] = {}
+            for tp, future in admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}).items():
+                ends[tp.topic] = ends.get(tp.topic, 0) + future.result(timeout=15).offset
+            return ends
+        except KafkaException as exc:  # a leader moving between nodes
+            if not exc.args[0].retriable() or attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def bridge_records(http: str) -> dict[str, float]:
@@ -341,16 +367,18 @@ def start_scaleout(
     exits: contextlib.ExitStack, bootstrap: str, redis_urls: list[str]
 ) -> tuple[Deployment, suite.Target]:
     """The scale-out on its own Kafka and Redis servers (stopped when `exits` closes)."""
-    from tests.support.stack import Stack
+    from tests.support.stack import Stack, recreate_database
 
-    stack = Stack.create(
-        "scale_out",
-        bootstrap=bootstrap,
-        REDIS_URL=",".join(redis_urls),
-        KAFKA_TOPIC_PARTITIONS=str(SCALE_PARTITIONS),
-        **suite.LIFTED_LIMITS,
+    extra_env = {"REDIS_URL": ",".join(redis_urls), "KAFKA_TOPIC_PARTITIONS": str(SCALE_PARTITIONS)}
+    database_url = recreate_database(os.environ["DATABASE_URL"], "chat_scale_out")
+    stack = Stack(
+        name="scale_out", database_url=database_url, bootstrap=bootstrap, extra_env={**extra_env, **suite.LIFTED_LIMITS}
     )
     exits.callback(stack.stop)
+    stack.manage("migrate", "--noinput")
+    # A fresh cluster: no earlier records for the bridges to skip, only leaders to wait for.
+    stack.manage("kafka_topics")
+    wait_for_leaders(bootstrap)
     bridges = [stack.start_bridge(env={"BRIDGE_HTTP_PORT": str(PORT_BASE + 30 + n)}) for n in range(SCALE_BRIDGES)]
     webs = [stack.start_web(port=PORT_BASE + 20 + n) for n in range(SCALE_WEB)]
     redis_ports = [int(url.rsplit(":", 1)[1].split("/")[0]) for url in redis_urls]

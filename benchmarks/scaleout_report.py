@@ -145,13 +145,13 @@ def side_by_side(points: list[dict[str, Any]]) -> str:
     """Each point of the scale-out beside the single node's: rates, percentiles, losses, with ratios."""
     head = (
         f"{'point':<18} | {'received/s':^21} | {'p50 ms':^22} | {'p95 ms':^22} | {'p99 ms':^22} | "
-        f"{'ack p99 ms':^15} | {'lost':^9} | {'by sync':^9} | {'dup':^9}"
+        f"{'ack p99 ms':^15} | {'lost':^12} | {'by sync':^12} | {'dup':^12}"
     )
     sub = (
         f"{'':<18} | {'single':>6} {'scale':>6} {'ratio':>7} | "
         + " | ".join(f"{'single':>6} {'scale':>6} {'ratio':>8}" for _ in range(3))
-        + f" | {'single':>7} {'scale':>7} | {'single':>4} {'scale':>4} | {'single':>4} {'scale':>4} | "
-        f"{'single':>4} {'scale':>4}"
+        + f" | {'single':>7} {'scale':>7}"
+        + f" | {'single':>6} {'scale':>5}" * 3
     )
     lines = [head, sub, "-" * len(sub)]
     keys = sorted({(p["scenario"], p["offered"]) for p in points}, key=lambda k: (k[0] != "direct", k[1]))
@@ -174,7 +174,7 @@ def side_by_side(points: list[dict[str, Any]]) -> str:
             row += f" | {fmt_ms(a):>6} {fmt_ms(b):>6} {fmt_ratio(ratio(b, a)):>8}"
         row += f" | {fmt_ms(get(one, 'ack_ms', 'p99')):>7} {fmt_ms(get(many, 'ack_ms', 'p99')):>7}"
         for key in ("lost", "by_sync", "dup"):
-            row += f" | {get(one, key) if one else '-':>6} {get(many, key) if many else '-':>4}"
+            row += f" | {get(one, key) if one else '-':>6} {get(many, key) if many else '-':>5}"
         lines.append(row)
     lines.append(
         "ratio: scale-out / single node, same clients, same run; latency: send -> the receiver's message.new;\n"
