@@ -156,6 +156,13 @@ node_pid() {
   if pid_matches "$pid" "kafka.Kafka $config"; then echo "$pid"; else find_pid "kafka.Kafka $config"; fi
 }
 
+# How many of the nodes are running.
+live_nodes() {
+  local n count=0
+  for n in $NODES; do [[ -z $(node_pid "$n") ]] || count=$((count + 1)); done
+  echo "$count"
+}
+
 # The config of a Kafka node of this machine that listens on PORT, if any, to
 # say which one holds a port we need.
 kafka_on_port() {
@@ -248,6 +255,9 @@ broker.session.timeout.ms=3000
 # A live follower that stops fetching leaves the ISR after 5 s (default 30 s),
 # so writes that wait for every in-sync replica do not wait for it long.
 replica.lag.time.max.ms=5000
+# A follower whose leader moved tries the new one after 100 ms, not 1 s: until
+# it does, no write to the partition is acknowledged (acks=all).
+replica.fetch.backoff.ms=100
 EOF
   fi
 }
@@ -395,22 +405,41 @@ start() {
   ((KAFKA_BROKERS == 1)) || [[ $TARGETS != "$NODES" ]] || log "cluster ready: $(addresses client_port)"
 }
 
+# How long a node left without a quorum may go on trying to shut down in a
+# controlled way: it waits for an active controller that can no longer be elected.
+NO_QUORUM_GRACE=5
+
 stop() {
-  local n pid pids=()
-  # All at once: each node's controlled shutdown moves its leaderships to
-  # the others while they still run.
+  local n pid stopping=() deadline lost_at="" running why
+  # All at once: each node's controlled shutdown moves its leaderships to the
+  # others while they still run.
   for n in $TARGETS; do
     pid=$(node_pid "$n")
     if [[ -n $pid ]]; then
       log "stopping $(node_name "$n") (pid $pid)"
-      # Controlled shutdown flushes and closes the logs cleanly; SIGKILL only if it hangs.
-      terminate_pid "$pid" 30 &
-      pids+=($!)
+      kill -TERM "$pid" 2>/dev/null || true
+      stopping+=("$pid")
     else
       log "$(node_name "$n") not running"
     fi
   done
-  for pid in "${pids[@]}"; do wait "$pid" || true; done
+  # Controlled shutdown flushes and closes the logs cleanly; SIGKILL only if it
+  # hangs, or once too few nodes are left to elect the controller it waits for.
+  deadline=$((SECONDS + 30))
+  while running=$(for pid in "${stopping[@]}"; do if pid_alive "$pid"; then echo "$pid"; fi; done) && [[ -n $running ]]; do
+    if ((KAFKA_BROKERS > 1)) && ((2 * $(live_nodes) <= KAFKA_BROKERS)); then
+      lost_at=${lost_at:-$SECONDS}
+    fi
+    why="still alive after 30s"
+    [[ -z $lost_at ]] || why="no quorum left for a controlled shutdown"
+    if ((SECONDS >= deadline)) || { [[ -n $lost_at ]] && ((SECONDS - lost_at >= NO_QUORUM_GRACE)); }; then
+      log "sending SIGKILL to pid(s) ${running//$'\n'/ }: $why"
+      for pid in $running; do kill -KILL "$pid" 2>/dev/null || true; done
+      for pid in $running; do while pid_alive "$pid"; do sleep 0.1; done; done
+      break
+    fi
+    sleep 0.2
+  done
   for n in $TARGETS; do rm -f "$(node_dir "$n")/kafka.pid"; done
 }
 

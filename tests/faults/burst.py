@@ -41,17 +41,51 @@ async def open_socket(user: User) -> Any:
 
 
 @dataclass
+class Throttle:
+    """Paces the senders of a burst together: `rate` sends a second at most, none past `allowed` until raised.
+
+    It keeps traffic flowing across a fault that takes a while, however long
+    the fault takes on the machine at hand: the scenario lets the burst go on
+    as far as the fault has got.
+    """
+
+    rate: float
+    allowed: int
+    taken: int = 0
+    next_at: float = 0.0
+
+    async def turn(self) -> None:
+        """Wait until one more send is allowed, and take it."""
+        while True:
+            now = time.monotonic()
+            if self.taken < self.allowed and now >= self.next_at:
+                self.taken += 1
+                self.next_at = now + 1 / self.rate
+                return
+            await asyncio.sleep(0.005)
+
+    def allow(self, more: int, *, rate: float | None = None) -> None:
+        """Let `more` sends go, at `rate` a second from now on if given."""
+        self.allowed += more
+        self.rate = rate or self.rate
+
+
+@dataclass
 class Sender:
     user: User
     conversations: list[str]
     count: int
     acked: list[dict[str, Any]] = field(default_factory=list)
     reconnects: int = 0
+    # Shared with the other senders of a scenario that paces its burst.
+    throttle: Throttle | None = None
 
     async def run(self) -> None:
         """Send `count` messages round-robin over the conversations, each acked once."""
         socket = await open_socket(self.user)
         i = 0
+        if self.throttle is not None:
+            await self.throttle.turn()
         while i < self.count:
             client_id = f"{self.user.id}-{i}"
             frame = {
@@ -71,6 +105,8 @@ class Sender:
                 continue
             self.acked.append(ack["message"])
             i += 1
+            if self.throttle is not None and i < self.count:
+                await self.throttle.turn()
         await socket.close()
 
     async def _ack(self, socket: Any, client_id: str) -> dict[str, Any]:
