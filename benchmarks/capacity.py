@@ -3,7 +3,8 @@
 Reads the costs that `make bench ONLY=scaleout` measured (one or more
 `scaleout.json`; with several, each cost is the median over them) and the
 assumptions below, and prints for each case the processes and cores of each
-role and which limit is reached first:
+role, as built and with frames sent only to the processes of their users,
+and the message rate at which one unit of each role is full:
 
     .venv/bin/python benchmarks/capacity.py [.run/bench/scaleout.json ...]
 
@@ -19,14 +20,14 @@ The model, per second, for N connected users each sending m messages a minute:
   SOCKETS_PER_WEB_PROCESS. When F * (per frame) alone passes a process's
   budget, no number of web processes is enough;
 - Redis (the channel layer): each PUBLISH is written to every one of the P
-  listening processes, so its cost grows with P (measured with 4 listeners:
-  per PUBLISH / 4 per listener);
+  listening processes, so its cost grows with P (fitted as fixed + per
+  listener from the single node's 2 listeners and the scale-out's 4);
 - bridge: records handled (S * records per message) * (per record);
 - Kafka: records produced (S * records per message) * (per record, with
   three replicas and acks=all as measured);
 - PostgreSQL: S * (per message) + C * (per confirmation) as measured, where
-  confirmations of busy conversations shared their transactions, and the
-  worst case in which every confirmation is a transaction of its own.
+  the confirmations reaching a busy process shared their transactions, and
+  the worst case in which every confirmation is a transaction of its own.
 
 Each process is kept under a budget of its core (WEB_BUDGET, ...), as
 headroom for bursts and reconnect storms.
@@ -86,6 +87,7 @@ COSTS = (
     "bridge_s_per_record",
     "kafka_s_per_record",
     "redis_s_per_publish",
+    "redis_s_per_frame",
     "frames_per_message",
     "frames_per_publish",
     "bridge_records_per_message",
@@ -93,16 +95,28 @@ COSTS = (
 )
 
 
-def measured(paths: list[Path]) -> tuple[dict[str, float], int]:
-    """The scale-out's costs, the median over the runs given; and the web processes its Redis wrote to."""
+def measured(paths: list[Path]) -> dict[str, float]:
+    """The scale-out's costs, the median over the runs given, and Redis's cost per PUBLISH and listener.
+
+    Redis writes each PUBLISH to every listening web process: its cost per
+    PUBLISH is fitted as fixed + per listener from the two targets (the
+    single node's 2 listeners, the scale-out's 4).
+    """
     runs = [json.loads(path.read_text()) for path in paths]
-    costs = {}
-    for key in COSTS:
-        values = [run["costs"]["scaleout"][key] for run in runs if run["costs"]["scaleout"].get(key) is not None]
+
+    def median(target: str, key: str) -> float:
+        values = [run["costs"][target][key] for run in runs if run["costs"].get(target, {}).get(key) is not None]
         if not values:
-            raise SystemExit(f"{key} was not measured in {', '.join(map(str, paths))}")
-        costs[key] = statistics.median(values)
-    return costs, runs[0]["settings"]["scaleout"]["web_processes"]
+            raise SystemExit(f"{key} of {target} was not measured in {', '.join(map(str, paths))}")
+        return statistics.median(values)
+
+    costs = {key: median("scaleout", key) for key in COSTS}
+    listeners = {target: runs[0]["settings"][target]["web_processes"] for target in ("single", "scaleout")}
+    few, many = median("single", "redis_s_per_publish"), costs["redis_s_per_publish"]
+    per_listener = max(0.0, (many - few) / (listeners["scaleout"] - listeners["single"]))
+    costs["redis_s_per_publish_fixed"] = max(0.0, many - per_listener * listeners["scaleout"])
+    costs["redis_s_per_publish_per_listener"] = per_listener
+    return costs
 
 
 ### The model ###
@@ -129,11 +143,20 @@ class Sizing:
     brokers: int
     postgres_cores: float
     postgres_cores_unbatched: float
-    first_limit: str
 
 
-def size(users: int, per_minute: float, costs: dict[str, float], listeners_measured: int) -> Sizing:
-    """Size every role for `users` connected users sending `per_minute` messages a minute each."""
+def redis_per_publish(costs: dict[str, float], listeners: float) -> float:
+    """Redis's CPU seconds for one PUBLISH written to `listeners` web processes."""
+    return costs["redis_s_per_publish_fixed"] + costs["redis_s_per_publish_per_listener"] * listeners
+
+
+def size(users: int, per_minute: float, costs: dict[str, float], targeted: bool = False) -> Sizing:
+    """Size every role for `users` connected users sending `per_minute` messages a minute each.
+
+    As built, every web process reads every frame. `targeted`: each frame goes
+    only to the processes holding its users (at most one per online recipient
+    and the sender), as a channel per process or per user would do.
+    """
     messages = users * per_minute / 60
     deliveries = messages * recipients_per_message() * RECIPIENTS_ONLINE
     confirmations = deliveries * CONFIRMATIONS_PER_DELIVERY
@@ -143,9 +166,16 @@ def size(users: int, per_minute: float, costs: dict[str, float], listeners_measu
     socket_work = (
         messages * costs["web_s_per_message"] + deliveries * costs["web_s_per_delivery"] + users * IDLE_CORE_PER_SOCKET
     )
-    broadcast = frames * costs["web_s_per_frame_per_process"]  # each process, whatever its users
     by_sockets = math.ceil(users / SOCKETS_PER_WEB_PROCESS)
+    # Processes a frame reaches when targeted: its users' (recipients online and the sender), at most all.
+    touched = 1 + deliveries / messages
     web_processes: int | None
+    if targeted:
+        # Reading frames for its own users is then part of each process's share of the work.
+        socket_work += frames * min(touched, by_sockets) * costs["web_s_per_frame_per_process"]
+        broadcast = 0.0
+    else:
+        broadcast = frames * costs["web_s_per_frame_per_process"]  # each process, whatever its users
     if broadcast >= WEB_BUDGET:
         web_processes, web_cores, web_limit = None, None, "every frame to every process: one process cannot read them"
     else:
@@ -157,8 +187,11 @@ def size(users: int, per_minute: float, costs: dict[str, float], listeners_measu
     redis_cores: float | None = None
     redis_shards: int | None = None
     if web_processes is not None:
-        per_listener = costs["redis_s_per_publish"] / listeners_measured
-        redis_cores = publishes * per_listener * web_processes
+        if targeted:
+            reached = min(touched, web_processes)
+            redis_cores = publishes * reached * redis_per_publish(costs, 1)
+        else:
+            redis_cores = publishes * redis_per_publish(costs, web_processes)
         redis_shards = max(1, math.ceil(redis_cores / REDIS_BUDGET))
 
     bridge_cores = messages * costs["bridge_records_per_message"] * costs["bridge_s_per_record"]
@@ -168,14 +201,6 @@ def size(users: int, per_minute: float, costs: dict[str, float], listeners_measu
     postgres_cores = messages * costs["postgres_s_per_message"] + confirmations * costs["postgres_s_per_confirmation"]
     unbatched = messages * costs["postgres_s_per_message"] + confirmations * costs["postgres_s_per_commit"]
 
-    needs = {
-        "web": (web_cores if web_cores is not None else math.inf) / WEB_BUDGET,
-        "Redis": (redis_cores if redis_cores is not None else math.inf) / REDIS_BUDGET,
-        "bridge": bridge_cores / BRIDGE_BUDGET,
-        "Kafka": kafka_cores / KAFKA_CORES_PER_BROKER,
-        "PostgreSQL": postgres_cores / POSTGRES_BUDGET,
-    }
-    first = max(needs, key=lambda role: needs[role])
     return Sizing(
         users=users,
         per_minute=per_minute,
@@ -194,7 +219,6 @@ def size(users: int, per_minute: float, costs: dict[str, float], listeners_measu
         brokers=brokers,
         postgres_cores=postgres_cores,
         postgres_cores_unbatched=unbatched,
-        first_limit=first,
     )
 
 
@@ -206,44 +230,75 @@ def cell(value: float | None, digits: int = 1) -> str:
     return "no" if value is None else f"{value:,.{digits}f}"
 
 
-def render(costs: dict[str, float], listeners: int) -> str:
-    """The costs used and one row per case."""
-    lines = ["Measured (the scale-out run's; CPU in ms of one core):"]
-    for key, value in costs.items():
-        cpu = "_s_per_" in key
-        name = key.replace("_s_per_", " ms per ").replace("_", " ")
-        lines.append(f"  {name:<32} {value * 1000 if cpu else value:.3f}")
-    lines.append(
-        f"Assumptions: {recipients_per_message():.1f} recipients per message "
-        f"({', '.join(f'{s:.0%} to {r}' for s, r in CONVERSATION_MIX)}), {RECIPIENTS_ONLINE:.0%} of them online, "
-        f"{CONFIRMATIONS_PER_DELIVERY:g} confirmation per delivery, {SOCKETS_PER_WEB_PROCESS:,} sockets per web "
-        f"process at most, {WEB_BUDGET:.0%} of a core per process; Redis cost per PUBLISH measured with "
-        f"{listeners} listeners, scaled by the web processes"
-    )
+def sizing_table(costs: dict[str, float], targeted: bool) -> list[str]:
+    """One row per case."""
     head = (
         f"{'users':>9} {'msg/min':>7} {'msg/s':>7} {'deliv/s':>8} | {'web procs':>9} {'web cores':>9} | "
         f"{'Redis cores':>11} {'shards':>6} | {'bridges':>7} {'parts':>5} | {'Kafka cores':>11} {'brokers':>7} | "
-        f"{'PG cores':>8} {'unbatched':>9} | first limit"
+        f"{'PG cores':>8} {'unbatched':>9} | web limit"
     )
-    lines += ["", head, "-" * len(head)]
+    lines = [head, "-" * len(head)]
     for users in USERS:
         for per_minute in MESSAGES_PER_USER_PER_MINUTE:
-            s = size(users, per_minute, costs, listeners)
+            s = size(users, per_minute, costs, targeted)
             lines.append(
                 f"{s.users:>9,} {s.per_minute:>7g} {s.messages:>7,.0f} {s.deliveries:>8,.0f} | "
                 f"{cell(s.web_processes, 0):>9} {cell(s.web_cores):>9} | {cell(s.redis_cores):>11} "
                 f"{cell(s.redis_shards, 0):>6} | {s.bridges:>7} {s.partitions:>5} | {s.kafka_cores:>11.1f} "
-                f"{s.brokers:>7} | {s.postgres_cores:>8.1f} {s.postgres_cores_unbatched:>9.1f} | "
-                f"{s.first_limit} ({s.web_limit})"
+                f"{s.brokers:>7} | {s.postgres_cores:>8.1f} {s.postgres_cores_unbatched:>9.1f} | {s.web_limit}"
             )
+    return lines
+
+
+def ceilings(costs: dict[str, float]) -> list[str]:
+    """The message rate at which one unit of each role is full, whatever the number of the others."""
+    per_message = {
+        "web process, reading every frame (as built: a ceiling for the whole system)": WEB_BUDGET
+        / (costs["frames_per_message"] * costs["web_s_per_frame_per_process"]),
+        "web process, its own sockets' work (1 delivery per message)": WEB_BUDGET
+        / (costs["web_s_per_message"] + costs["web_s_per_delivery"]),
+        "bridge process (and so each partition's worth of a loop)": BRIDGE_BUDGET
+        / (costs["bridge_records_per_message"] * costs["bridge_s_per_record"]),
+        "Redis shard, 10 web processes listening": REDIS_BUDGET
+        * costs["frames_per_publish"]
+        / (costs["frames_per_message"] * redis_per_publish(costs, 10)),
+        "Redis shard, 100 web processes listening": REDIS_BUDGET
+        * costs["frames_per_publish"]
+        / (costs["frames_per_message"] * redis_per_publish(costs, 100)),
+        f"Kafka, per broker of {KAFKA_CORES_PER_BROKER:g} usable cores (3 replicas)": KAFKA_CORES_PER_BROKER
+        / (costs["kafka_records_per_message"] * costs["kafka_s_per_record"]),
+        "PostgreSQL, per usable core (confirmations batched as measured, 3.7 each)": POSTGRES_BUDGET
+        / (costs["postgres_s_per_message"] + 3.7 * costs["postgres_s_per_confirmation"]),
+        "PostgreSQL, per usable core (each confirmation its own commit)": POSTGRES_BUDGET
+        / (costs["postgres_s_per_message"] + 3.7 * costs["postgres_s_per_commit"]),
+    }
+    return [f"  {name:<78} {rate:>9,.0f} msg/s" for name, rate in per_message.items()]
+
+
+def render(costs: dict[str, float]) -> str:
+    """The costs used, the sizing as built and with targeted frames, and each unit's ceiling."""
+    lines = ["Measured (the scale-out run's; CPU in ms of one core):"]
+    for key, value in costs.items():
+        cpu = "_s_per_" in key
+        name = key.replace("_s_per_", " ms per ").replace("_", " ")
+        lines.append(f"  {name:<40} {value * 1000 if cpu else value:.3f}")
+    lines.append(
+        f"Assumptions: {recipients_per_message():.1f} recipients per message "
+        f"({', '.join(f'{s:.0%} to {r}' for s, r in CONVERSATION_MIX)}), {RECIPIENTS_ONLINE:.0%} of them online, "
+        f"{CONFIRMATIONS_PER_DELIVERY:g} confirmation per delivery, {SOCKETS_PER_WEB_PROCESS:,} sockets per web "
+        f"process at most, {WEB_BUDGET:.0%} of a core per web or bridge process, {REDIS_BUDGET:.0%} per Redis "
+        f"shard, {KAFKA_CORES_PER_BROKER:g} cores per broker"
+    )
+    lines += ["", "As built: every web process reads every frame", *sizing_table(costs, targeted=False)]
+    lines += ["", "If each frame went only to the web processes of its users", *sizing_table(costs, targeted=True)]
+    lines += ["", "Where one unit is full (msg/s, at the assumptions above):", *ceilings(costs)]
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> None:
     """Print the model for the runs given (default: the last scale-out run)."""
     paths = [Path(arg) for arg in argv] or [ROOT / ".run" / "bench" / "scaleout.json"]
-    costs, listeners = measured(paths)
-    print(render(costs, listeners))
+    print(render(measured(paths)))
 
 
 if __name__ == "__main__":
