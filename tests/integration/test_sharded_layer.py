@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -41,8 +42,12 @@ def sharded() -> Iterator[Sharded]:
         # No redelivery within the test: only the live path through the shards can deliver.
         stack = Stack.create("sharded", REDIS_URL=",".join(urls), CHAT_REDELIVER_AFTER_SECONDS="600")
         try:
-            stack.start_bridge()
-            bases = [stack.start_web()[1] for _ in range(2)]
+            # The bridge and both web processes start together: each waits for its own readiness.
+            with ThreadPoolExecutor(3) as pool:
+                bridge = pool.submit(stack.start_bridge)
+                webs = [pool.submit(stack.start_web) for _ in range(2)]
+                bridge.result()
+                bases = [web.result()[1] for web in webs]
             yield Sharded(stack, bases, urls)
         finally:
             stack.stop()
