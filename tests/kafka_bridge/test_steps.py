@@ -233,3 +233,24 @@ async def test_without_a_failure_nothing_is_rewound():
     progress = Progress([typing(0, 1)], finished={(TOPIC, 0, 1)})
     await commit.submit(consumer, progress, asyncio.Event())  # type: ignore[arg-type]
     assert consumer.commits == [({(TOPIC, 0): 2}, True)] and consumer.seeks == []
+
+
+async def test_one_commit_is_on_its_way_at_a_time_and_what_finishes_meanwhile_goes_in_the_next():
+    consumer = Consumer([TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)])
+    commit = Commit(TOPIC, run_here, pause_after_failure=0)
+    for offset in (1, 2):
+        progress = Progress([typing(0, offset)], finished={(TOPIC, 0, offset)})
+        await commit.submit(consumer, progress, asyncio.Event())  # type: ignore[arg-type]
+    progress = Progress([typing(1, 7)], finished={(TOPIC, 1, 7)})
+    await commit.submit(consumer, progress, asyncio.Event())  # type: ignore[arg-type]
+    assert consumer.commits == [({(TOPIC, 0): 2}, True)]  # the first is not answered yet
+
+    commit.on_commit(None, [])
+    await commit.submit(consumer, Progress([], finished=set()), asyncio.Event())  # type: ignore[arg-type]
+    assert consumer.commits[1:] == [({(TOPIC, 0): 3, (TOPIC, 1): 8}, True)]  # merged, sent once answered
+
+    # A new consumer (the old one was replaced) does not wait for answers its predecessor will never get.
+    successor = Consumer([TopicPartition(TOPIC, 0)])
+    progress = Progress([typing(0, 3)], finished={(TOPIC, 0, 3)})
+    await commit.submit(successor, progress, asyncio.Event())  # type: ignore[arg-type]
+    assert successor.commits == [({(TOPIC, 0): 4}, True)]

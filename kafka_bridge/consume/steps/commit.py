@@ -23,6 +23,13 @@ class Commit:
     batch would cap a loop at a few hundred batches a second. Commits go
     out in order, so a later one covers an earlier one that failed; `join`
     sends the last one and waits for the broker.
+
+    One commit is on its way at a time; what finishes meanwhile waits and
+    goes out merged into the next. On a replicated cluster each commit waits
+    at the group coordinator until the other replicas hold it, and the
+    coordinator serves a connection's requests in order: a commit per batch
+    would pile up there ahead of the consumer's heartbeats, seconds deep when
+    a broker dies, until the consumer lost its group session.
     """
 
     def __init__(self, topic: str, run: RunOnThread, *, pause_after_failure: float) -> None:
@@ -31,6 +38,11 @@ class Commit:
         self.pause_after_failure = pause_after_failure
         # The next offset to consume, per partition, of everything handled so far.
         self.finished: dict[tuple[str, int], int] = {}
+        # Of those, what waits for the commit on its way to be answered.
+        self.unsent: dict[tuple[str, int], int] = {}
+        # Commits sent and not answered yet (counted on the consumer's thread, as its callbacks run).
+        self.in_flight = 0
+        self._consumer: Consumer | None = None
 
     async def submit(self, consumer: Consumer, progress: Progress, stopping: asyncio.Event) -> None:
         """Commit a handled batch; with a failure, rewind so that it and everything after it comes again."""
@@ -46,6 +58,8 @@ class Commit:
                 unfinished[topic, partition] = offset
         if done:
             await self.commit(consumer, done)
+        else:
+            await self.flush(consumer)  # what waited for an answer that came meanwhile
         if progress.failed and not stopping.is_set():
             for (topic, partition), offset in unfinished.items():
                 await self.run(consumer.seek, TopicPartition(topic, partition, offset))
@@ -60,17 +74,42 @@ class Commit:
     async def commit(self, consumer: Consumer, done: dict[tuple[str, int], int], *, wait: bool = False) -> None:
         """Commit these next offsets; without waiting for the broker unless asked."""
         self.finished.update(done)
+        if not wait:
+            self.unsent.update(done)
+            await self.flush(consumer)
+            return
+        for tp in done:
+            self.unsent.pop(tp, None)
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in done.items()]
         try:
-            if wait:
-                await self.run(lambda: consumer.commit(offsets=offsets, asynchronous=False))
-            else:
-                await self.run(lambda: consumer.commit(offsets=offsets, asynchronous=True))
+            await self.run(lambda: consumer.commit(offsets=offsets, asynchronous=False))
         except Exception as exc:
             self._failed(exc)
 
+    async def flush(self, consumer: Consumer) -> None:
+        """Send what waits, unless a commit is still on its way."""
+        if consumer is not self._consumer:  # a new consumer: answers to its predecessor's commits no longer count
+            self._consumer, self.in_flight = consumer, 0
+        if not self.unsent or self.in_flight:
+            return
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in self.unsent.items()]
+        self.unsent = {}
+        try:
+            await self.run(self._send, consumer, offsets)
+        except Exception as exc:
+            self._failed(exc)
+
+    def _send(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        self.in_flight += 1
+        try:
+            consumer.commit(offsets=offsets, asynchronous=True)
+        except Exception:
+            self.in_flight -= 1
+            raise
+
     def on_commit(self, err: KafkaError | None, _partitions: list[TopicPartition]) -> None:
-        """The Kafka consumer's commit callback: log a commit the broker refused."""
+        """The Kafka consumer's commit callback: the commit on its way is answered; log one the broker refused."""
+        self.in_flight = max(0, self.in_flight - 1)
         if err is not None:
             self._failed(err)
 
