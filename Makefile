@@ -19,8 +19,10 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	DJANGO_SECRET_KEY=type-check $(VENV)/bin/mypy
 
+# ONLY=main: the suite alone; ONLY=scaleout: the scale-out run alone (benchmarks/scaleout.py).
+ONLY ?=
 bench: venv
-	scripts/bench.sh
+	ONLY="$(ONLY)" scripts/bench.sh
 
 # The README's pictures of the web client, drawn again (docs/web-client.png, docs/web-client-phone.png).
 screenshots: venv

@@ -204,7 +204,7 @@ class GroupTap:
 
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
-        self.pattern = f"*__group__{WEB_PROCESSES}"
+        self.pattern = f"*__group__{WEB_PROCESSES}*"
         self.seen: dict[str, float] = {}
         self._redis = aioredis.from_url(require_env("REDIS_URL"))
         self._pubsub = self._redis.pubsub()

@@ -440,7 +440,12 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     total_senders = int(job["total_senders"])
     clients = [
         Client(
-            spec["id"], job["url"] + spec.get("query", ""), spec["token"], spec["conversation"], label, spec.get("seq")
+            spec["id"],
+            spec.get("url", job["url"]) + spec.get("query", ""),
+            spec["token"],
+            spec["conversation"],
+            label,
+            spec.get("seq"),
         )
         for spec in job["sockets"]
     ]

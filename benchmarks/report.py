@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 TARGET_ORDER = ("tutorial", "insert", "full", "sqlite")
-TARGET_NAMES = {"full": "full path", "tutorial": "tutorial", "insert": "tutorial+INSERT", "sqlite": "full path SQLite"}
+TARGET_NAMES = {
+    "full": "full path",
+    "tutorial": "tutorial",
+    "insert": "tutorial+INSERT",
+    "sqlite": "full path SQLite",
+    # The scale-out run's (benchmarks/scaleout.py).
+    "single": "single node",
+    "scaleout": "scale-out",
+}
 SCENARIO_ORDER = ("idle", "direct", "busy group", "fan-out", "overload", "sqlite")
 # The baseline of each scenario's full-path rows; SQLite's is tutorial+INSERT's direct point at the same rate.
 BASELINE_OF = {

@@ -78,7 +78,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -297,10 +297,26 @@ _points = iter(range(1, 1_000_000))
 RUN_TAG = uuid.uuid4().hex[:4]
 
 
-def run_point(target: Target, scenario: str, rate: float, duration: float, db: Stack | None = None) -> dict[str, Any]:
+class Meter(Protocol):
+    """Something measured over a point, from just before the first send until every client is done."""
+
+    def begin(self) -> None: ...
+
+    def end(self) -> dict[str, Any]: ...
+
+
+def run_point(
+    target: Target,
+    scenario: str,
+    rate: float,
+    duration: float,
+    db: Stack | None = None,
+    meter: Meter | None = None,
+) -> dict[str, Any]:
     """Drive one target at one rate for `duration` seconds; return the point's figures.
 
-    With `db`, the statements its database runs during the point are counted (benchmarks/db_work.py).
+    With `db`, the statements its database runs during the point are counted (benchmarks/db_work.py);
+    with `meter`, what it measures goes in the point's "meter".
     """
     layout = target.layouts[LAYOUT_OF[scenario]]
     label = f"{RUN_TAG}{next(_points)}"
@@ -342,6 +358,7 @@ def run_point(target: Target, scenario: str, rate: float, duration: float, db: S
     watchdog = threading.Timer(duration + DRAIN_MAX_SECONDS + 240, lambda: [p.kill() for p in procs])
     watchdog.start()
     monitor: Monitor | None = None
+    metered: dict[str, Any] | None = None
     try:
         for proc in procs:
             ready = read_line(proc)
@@ -349,6 +366,8 @@ def run_point(target: Target, scenario: str, rate: float, duration: float, db: S
                 raise RuntimeError(f"client not ready: {ready.get('error', ready)}")
         if db is not None:
             db_work.reset(db.database_url)
+        if meter is not None:
+            meter.begin()
         start_at = time.time() + GO_DELAY_SECONDS
         roles = {**target.roles(), "client": [p.pid for p in procs]}
         monitor = Monitor(roles, start_at, duration)
@@ -361,6 +380,7 @@ def run_point(target: Target, scenario: str, rate: float, duration: float, db: S
         errors = [r["error"] for r in records if "error" in r]
         if errors:
             raise RuntimeError(f"client failed: {errors[0]}")
+        metered = meter.end() if meter is not None else None
     finally:
         if monitor is not None:
             monitor.stopped.set()
@@ -388,6 +408,8 @@ def run_point(target: Target, scenario: str, rate: float, duration: float, db: S
         point["db_work"] = db_work.read(
             db.database_url, sent=point["sent"], confirmation_frames=point["confirm_frames"]
         )
+    if metered is not None:
+        point["meter"] = metered
     print(f"     {report.point_line(point)}", flush=True)
     return point
 

@@ -9,6 +9,12 @@ they were made. Publishing likewise: the stock layer holds its lock for a
 round trip per message, so the bridge's fan-out to many users' groups went
 one round trip at a time; the publishes of one turn now go out in one
 pipeline, in the order they were made. Reading is the stock layer's.
+
+With several Redis servers (hosts), a channel or group lives on the shard
+the stock consistent hash of its name picks, except a group pinned to a
+shard by its name (core/sharding.py): a group that every process joins once
+per shard so spreads its publishes over all shards (messaging/realtime.py),
+where a single group would put them all on one.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer,
 from channels_redis.utils import _wrap_close, decode_hosts
 
 from core.batching import Coalescer
+from core.sharding import pinned_shard
 
 SUBSCRIBE = "SUBSCRIBE"
 UNSUBSCRIBE = "UNSUBSCRIBE"
@@ -111,9 +118,20 @@ class BatchingPubSubLoopLayer(RedisPubSubLoopLayer):
         super().__init__(hosts, *args, **kwargs)
         self._shards = [BatchingShardConnection(host, self) for host in decode_hosts(hosts)]
 
+    def _get_shard(self, channel_or_group_name: str) -> Any:
+        pinned = pinned_shard(channel_or_group_name)
+        if pinned is not None:
+            return self._shards[pinned % len(self._shards)]
+        return super()._get_shard(channel_or_group_name)
+
 
 class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):
     """RedisPubSubChannelLayer whose subscriptions are sent in batches (configured in CHANNEL_LAYERS)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The Redis servers the layer shards over.
+        self.shard_count = len(decode_hosts(kwargs.get("hosts", args[0] if args else None)))
 
     def _get_layer(self) -> BatchingPubSubLoopLayer:
         loop = asyncio.get_running_loop()

@@ -190,7 +190,14 @@ STORAGES = {
 
 ### Channels ###
 
-REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+# One URL, or several separated by commas: the channel layer shards its channels
+# and groups over all of them (channels_redis's consistent hash on the list, so
+# every web and bridge process must be given the same list in the same order).
+# The cache, the rate limits and presence keep to the first; readiness pings them all.
+REDIS_URLS = [url.strip() for url in env("REDIS_URL", "redis://127.0.0.1:6379/0").split(",") if url.strip()]
+if not REDIS_URLS:
+    raise ImproperlyConfigured("REDIS_URL names no Redis server.")
+REDIS_URL = REDIS_URLS[0]
 # Names every key and pub/sub channel this deployment uses, so that several
 # deployments can share one Redis (pub/sub ignores database numbers).
 REDIS_PREFIX = env("REDIS_PREFIX", "chat")
@@ -201,7 +208,7 @@ REDIS_PREFIX = env("REDIS_PREFIX", "chat")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "chat_project.channel_layer.BatchingPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX},
+        "CONFIG": {"hosts": REDIS_URLS, "prefix": REDIS_PREFIX},
     }
 }
 

@@ -10,7 +10,7 @@ service's own records are delivered as they are. kafka.py registers them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from core.db import db
@@ -42,14 +42,17 @@ async def deliver_chat_messages(records: list[tuple[ChatMessage, RecordInfo]]) -
                 info.headers.get(ORIGIN_CHANNEL_HEADER),
             )
             for event, info in records
-        ]
+        ],
+        _key(records),
     )
 
 
 async def deliver_status_events(records: list[tuple[MessageStatusEvent, RecordInfo]]) -> None:
     """Push `message.status` to the sockets of each message's sender, for records of one sender."""
     records = await _resolved(records, _resolve_status_event)
-    await push_frames([([event.sender_id or ""], _status_frame(event), None) for event, _info in records])
+    await push_frames(
+        [([event.sender_id or ""], _status_frame(event), None) for event, _info in records], _key(records)
+    )
 
 
 def _status_frame(event: MessageStatusEvent) -> dict[str, object]:
@@ -85,8 +88,14 @@ async def deliver_typing_events(records: list[tuple[TypingEvent, RecordInfo]]) -
                 None,
             )
             for event, _info in records
-        ]
+        ],
+        _key(records),
     )
+
+
+def _key(records: Sequence[tuple[object, RecordInfo]]) -> str | None:
+    # The records' Kafka key: frames of one key keep their order through one channel-layer shard.
+    return records[0][1].key if records else None
 
 
 ### Records from other services ###

@@ -9,6 +9,12 @@ encoding, not N of each (Zulip's Tornado shards and Centrifugo's nodes
 deliver the same way). The channel layer is a fast path, not a store: a
 frame that never reaches a socket comes again by redelivery or `sync`. A
 `message.new` a socket already got is not written to it again (repeats.py).
+
+With the channel layer sharded over several Redis servers, the group has
+one part pinned to each shard (core/sharding.py) and every process listens
+on all of them; a batch goes to the part its key picks, so the publishes
+spread over the shards while the frames of one key (one conversation, one
+sender) keep their order through one shard.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -23,6 +30,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from core.batching import PerLoop
+from core.sharding import pinned_group
 
 from .metrics import REPEATS_HELD_BACK
 from .repeats import SentSeqs, seq_key
@@ -45,13 +53,29 @@ def encode_frame(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
-async def push_frame(user_ids: Iterable[int | str], frame: dict[str, Any], exclude_channel: str | None = None) -> None:
+def shard_count(layer: Any) -> int:
+    """Return the number of Redis servers a channel layer shards over (1 for a layer that does not say)."""
+    return int(getattr(layer, "shard_count", 1))
+
+
+def fanout_group(key: str | None, shards: int) -> str:
+    """Return the part of the web processes' group that carries the frames of `key` (no key: the first)."""
+    index = zlib.crc32(key.encode()) % shards if key is not None and shards > 1 else 0
+    return pinned_group(WEB_PROCESSES, index)
+
+
+async def push_frame(
+    user_ids: Iterable[int | str], frame: dict[str, Any], exclude_channel: str | None = None, key: str | None = None
+) -> None:
     """Send a frame to every socket of every given user, except the excluded socket."""
-    await push_frames([(user_ids, frame, exclude_channel)])
+    await push_frames([(user_ids, frame, exclude_channel)], key)
 
 
-async def push_frames(pushes: list[Push]) -> None:
-    """Send frames, each to every socket of its users except its excluded socket, in order, in one publish."""
+async def push_frames(pushes: list[Push], key: str | None = None) -> None:
+    """Send frames, each to every socket of its users except its excluded socket, in order, in one publish.
+
+    Frames pushed with the same `key` reach each process in the order they were pushed.
+    """
     batch = [
         [list(dict.fromkeys(str(u) for u in user_ids)), encode_frame(frame), exclude]
         for user_ids, frame, exclude in pushes
@@ -59,7 +83,10 @@ async def push_frames(pushes: list[Push]) -> None:
     if batch:
         # The keys travel beside the pushes, whose shape web processes of the previous release unpack.
         keys = [seq_key(frame) for _users, frame, _exclude in pushes]
-        await get_channel_layer().group_send(WEB_PROCESSES, {"type": FANOUT_EVENT, "pushes": batch, "keys": keys})
+        layer = get_channel_layer()
+        await layer.group_send(
+            fanout_group(key, shard_count(layer)), {"type": FANOUT_EVENT, "pushes": batch, "keys": keys}
+        )
 
 
 class Socket(Protocol):
@@ -130,7 +157,8 @@ class LocalSockets:
     async def _listen(self) -> None:
         layer = get_channel_layer()
         channel = await layer.new_channel("chat-web.")
-        await layer.group_add(WEB_PROCESSES, channel)
+        for shard in range(shard_count(layer)):
+            await layer.group_add(pinned_group(WEB_PROCESSES, shard), channel)
         self._listener = asyncio.ensure_future(self._receive(channel))
 
     async def _receive(self, channel: str) -> None:

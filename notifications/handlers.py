@@ -26,7 +26,7 @@ async def store_and_push_notification(event: NotificationEvent, info: RecordInfo
     """
     event = notification_record(event=event, topic=info.topic)
     await db(notification_store)(event=event)
-    await push_frame([event.user_id], {"type": "notification", "notification": event.to_dict()})
+    await push_frame([event.user_id], {"type": "notification", "notification": event.to_dict()}, key=info.key)
 
 
 async def notify_offline_recipients(event: ChatMessage, info: RecordInfo) -> None:
