@@ -7,7 +7,7 @@ is shown against a secured broker in tests/security.
 from confluent_kafka.admin import AclOperation, AclPermissionType, ResourcePatternType, ResourceType
 
 from kafka_bridge.operate.acls import service_resources
-from kafka_bridge.operate.provisioning import wanted_topics
+from kafka_bridge.operate.provisioning import configured_replication, wanted_topics
 
 
 def bindings(user: str = "chat", group_base: str | None = None):
@@ -16,7 +16,7 @@ def bindings(user: str = "chat", group_base: str | None = None):
 
 def test_each_topic_and_its_dead_letter_topic_by_exact_name():
     topics = {b.name for b in bindings() if b.restype == ResourceType.TOPIC}
-    assert topics == {spec.name for spec in wanted_topics()}
+    assert topics == {spec.name for spec in wanted_topics(configured_replication(3))}
     assert {"chat-messages", "chat-messages.DLT", "notifications.DLT"} <= topics
     for binding in bindings():
         if binding.restype == ResourceType.TOPIC:
