@@ -12,18 +12,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.client import User, register
-from tests.support.stack import Stack
+from tests.support.stack import Stack, serving_stack
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    stack = Stack.create("it")
-    try:
-        stack.start_bridge()
-        _web, stack.base = stack.start_web()  # type: ignore[attr-defined]
+    with serving_stack("it") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

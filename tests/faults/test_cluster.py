@@ -29,7 +29,7 @@ from kafka_bridge.operate.provisioning import topic_names
 from messaging.events import CHAT_MESSAGES
 from tests.support.client import conversation, register
 from tests.support.cluster import NODES, Cluster, Moment, wait_leaders_moved
-from tests.support.stack import ROOT, Stack
+from tests.support.stack import ROOT, Stack, serving_stack
 
 from .burst import Burst, Receiver, Sender, Throttle
 from .conftest import UNLIMITED
@@ -64,13 +64,8 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def cluster_stack(cluster: Cluster) -> Iterator[Stack]:
-    stack = Stack.create("cluster", KAFKA_BOOTSTRAP_SERVERS=cluster.bootstrap, **UNLIMITED)
-    try:
-        stack.start_bridge()
-        _web, stack.base = stack.start_web()  # type: ignore[attr-defined]
+    with serving_stack("cluster", KAFKA_BOOTSTRAP_SERVERS=cluster.bootstrap, **UNLIMITED) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def partition_of(conversation_id: str) -> int:

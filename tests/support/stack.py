@@ -8,6 +8,7 @@ logging to a file so that a failing test can show what the server saw.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -349,3 +351,15 @@ class Stack:
 def message_count(stack: Stack, conversation_id: str) -> int:
     """How many messages the conversation holds in the database."""
     return stack.query("SELECT count(*) FROM messaging_message WHERE conversation_id = %s", conversation_id)[0][0]
+
+
+@contextlib.contextmanager
+def serving_stack(name: str, **extra_env: str) -> Iterator[Stack]:
+    """Yield a new stack with its bridge and a web server running (`stack.base`: its address); stop it after."""
+    stack = Stack.create(name, **extra_env)
+    try:
+        stack.start_bridge()
+        _web, stack.base = stack.start_web()  # type: ignore[attr-defined]
+        yield stack
+    finally:
+        stack.stop()
